@@ -1,0 +1,117 @@
+// Package authz is scopegate's domain: the request as a decision sees it,
+// the verification of bearer tokens, and the decision itself. It knows
+// nothing of Envoy or gRPC; adapters translate to and from its types.
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"time"
+)
+
+// Request is an HTTP request as the decision sees it.
+type Request struct {
+	Method string
+	Host   string // as sent, possibly with a port
+	Path   string // as sent, possibly with a query string
+	// Header holds request headers by lower-case name, as Envoy sends them.
+	Header map[string]string
+	Peer   string // the source address of the request, for the audit trail
+}
+
+// Claims is what a verified token says about its bearer, whatever the kind
+// of token. Caches hold Claims, never decisions, so that every check
+// evaluates its route's requirements afresh.
+type Claims struct {
+	Issuer   string
+	Subject  string
+	ClientID string
+	Audience []string
+	Scopes   []string
+	Expiry   time.Time
+	IssuedAt time.Time
+	// Extra holds the string claims named in the claim → header map, so
+	// that they can be forwarded upstream.
+	Extra map[string]string
+}
+
+// Verifier checks a raw bearer token and returns the claims it carries.
+// A Verifier returns a *TokenError for every token it refuses, so that the
+// decision carries a stable reason; any other error denies with
+// ReasonInternal.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (*Claims, error)
+}
+
+// Reason is a stable, machine-readable code for why a decision was made. It
+// appears in logs, metrics and the x-scopegate-reason response header.
+type Reason string
+
+// The reasons a decision can carry.
+const (
+	ReasonAllowed            Reason = "allowed"
+	ReasonPublic             Reason = "public"
+	ReasonTokenMissing       Reason = "token_missing"
+	ReasonTokenMalformed     Reason = "token_malformed"
+	ReasonTokenTooLarge      Reason = "token_too_large"
+	ReasonTokenExpired       Reason = "token_expired"
+	ReasonTokenNotYetValid   Reason = "token_not_yet_valid"
+	ReasonTokenLifetime      Reason = "token_lifetime_too_long"
+	ReasonTokenInvalid       Reason = "token_invalid"
+	ReasonTokenType          Reason = "token_type"
+	ReasonBadSignature       Reason = "bad_signature"
+	ReasonAlgorithm          Reason = "algorithm_not_allowed"
+	ReasonUnknownKey         Reason = "unknown_key"
+	ReasonUnknownIssuer      Reason = "unknown_issuer"
+	ReasonBadAudience        Reason = "bad_audience"
+	ReasonIssuerUnavailable  Reason = "issuer_unavailable"
+	ReasonInactive           Reason = "token_inactive"
+	ReasonIntrospection      Reason = "introspection_failed"
+	ReasonIntrospectionDown  Reason = "introspection_unavailable"
+	ReasonInsufficientScope  Reason = "insufficient_scope"
+	ReasonClientNotAllowed   Reason = "client_not_allowed"
+	ReasonAudienceNotAllowed Reason = "audience_not_allowed"
+	ReasonRouteDenied        Reason = "route_denied"
+	ReasonNoRoute            Reason = "no_route"
+	ReasonBadPath            Reason = "bad_path"
+	ReasonBadRequest         Reason = "bad_request"
+	ReasonInternal           Reason = "internal_error"
+)
+
+// TokenError is a Verifier's refusal of a token.
+type TokenError struct {
+	Reason Reason
+	// Description is safe to show the caller: it never contains the token.
+	Description string
+	// Unavailable marks a refusal because a provider could not be asked
+	// (the token may be fine): the caller should retry, not fetch a new
+	// token, and the answer is 503 rather than 401.
+	Unavailable bool
+	Err         error // the cause, for logs; may be nil
+}
+
+func (e *TokenError) Error() string {
+	msg := string(e.Reason) + ": " + e.Description
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// tokenError returns err's *TokenError, or one for an internal failure.
+func tokenError(err error) *TokenError {
+	var te *TokenError
+	if errors.As(err, &te) {
+		return te
+	}
+	return &TokenError{Reason: ReasonInternal, Description: "the token could not be verified", Err: err}
+}
+
+// TokenKey returns the SHA-256 of a token: the only form in which a token
+// may be used as a cache key or shown in a log.
+func TokenKey(token string) [32]byte {
+	return sha256.Sum256([]byte(token))
+}
