@@ -5,14 +5,15 @@
 package yamlfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"regexp"
+	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml"
-	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/parser"
-	"github.com/goccy/go-yaml/token"
+	"go.yaml.in/yaml/v3"
 )
 
 // File is a parsed YAML document that can locate its own fields, so that
@@ -20,73 +21,115 @@ import (
 type File struct {
 	Name string
 	Data []byte
-	ast  *ast.File
+	root *yaml.Node
 }
 
 // Decode parses data strictly into v: unknown fields, wrong types and
-// duplicate keys are errors. The returned File locates fields by path for
-// later validation errors.
+// duplicate keys are errors, all reported at once where the parser can go
+// on. The returned File locates fields by path for later validation errors.
 func Decode(name string, data []byte, v any) (*File, error) {
-	f, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil, syntaxError(name, data, err)
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, decodeErrors(name, data, nil, err)
 	}
-	if err := yaml.UnmarshalWithOptions(data, v, yaml.Strict()); err != nil {
-		return nil, syntaxError(name, data, err)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return nil, decodeErrors(name, data, &root, err)
 	}
-	return &File{Name: name, Data: data, ast: f}, nil
+	return &File{Name: name, Data: data, root: &root}, nil
 }
 
 // Errorf returns an Error for the field at path, a YAMLPath such as
 // "$.routes[2].match.path". When the field is absent from the file the
 // error points at its nearest parent that is present.
 func (f *File) Errorf(path, format string, args ...any) *Error {
-	e := &Error{File: f.Name, Field: fieldName(path), Msg: fmt.Sprintf(format, args...)}
-	if tok := f.locate(path); tok != nil {
-		e.Line, e.Column = tok.Position.Line, tok.Position.Column
+	e := &Error{File: f.Name, Field: strings.TrimPrefix(strings.TrimPrefix(path, "$"), "."), Msg: fmt.Sprintf(format, args...)}
+	if n := f.locate(path); n != nil {
+		e.Line, e.Column = n.Line, n.Column
 		e.source = sourceLine(f.Data, e.Line)
 	}
 	return e
 }
 
-func (f *File) locate(path string) *token.Token {
-	for p := path; p != "" && p != "$"; p = parentPath(p) {
-		yp, err := yaml.PathString(p)
-		if err != nil {
-			continue
+// Line returns the line of the field at path, or of its nearest parent
+// present in the file; 0 when none is.
+func (f *File) Line(path string) int {
+	if n := f.locate(path); n != nil {
+		return n.Line
+	}
+	return 0
+}
+
+// locate walks path through the document and returns the deepest node it
+// reaches.
+func (f *File) locate(path string) *yaml.Node {
+	n := f.root
+	if n == nil || n.Kind != yaml.DocumentNode || len(n.Content) == 0 {
+		return nil
+	}
+	n = n.Content[0]
+	for _, step := range steps(path) {
+		next := child(n, step)
+		if next == nil {
+			break
 		}
-		n, err := yp.FilterFile(f.ast)
-		if err != nil || n == nil {
-			continue
+		n = next
+	}
+	return n
+}
+
+// steps splits "$.routes[2].match" into "routes", "[2]", "match".
+func steps(path string) []string {
+	var out []string
+	for _, part := range strings.Split(strings.TrimPrefix(path, "$"), ".") {
+		for part != "" {
+			i := strings.IndexByte(part, '[')
+			switch {
+			case i < 0:
+				out, part = append(out, part), ""
+			case i > 0:
+				out, part = append(out, part[:i]), part[i:]
+			default:
+				j := strings.IndexByte(part, ']')
+				if j < 0 {
+					return append(out, part)
+				}
+				out, part = append(out, part[:j+1]), part[j+1:]
+			}
 		}
-		return n.GetToken()
+	}
+	return out
+}
+
+func child(n *yaml.Node, step string) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if strings.HasPrefix(step, "[") {
+		i, err := strconv.Atoi(strings.Trim(step, "[]"))
+		if err != nil || n.Kind != yaml.SequenceNode || i < 0 || i >= len(n.Content) {
+			return nil
+		}
+		return n.Content[i]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == step {
+			return n.Content[i+1]
+		}
 	}
 	return nil
-}
-
-func parentPath(p string) string {
-	if strings.HasSuffix(p, "]") {
-		if i := strings.LastIndexByte(p, '['); i > 0 {
-			return p[:i]
-		}
-	}
-	if i := strings.LastIndexByte(p, '.'); i > 0 {
-		return p[:i]
-	}
-	return ""
-}
-
-// fieldName turns "$.routes[2].match.path" into "routes[2].match.path".
-func fieldName(path string) string {
-	return strings.TrimPrefix(strings.TrimPrefix(path, "$"), ".")
 }
 
 // Error is one problem in a YAML file.
 type Error struct {
 	File   string
-	Line   int // 1-based; 0 when unknown
-	Column int
-	Field  string // e.g. "routes[2].match.path"; empty for syntax errors
+	Line   int    // 1-based; 0 when unknown
+	Column int    // 1-based; 0 when unknown
+	Field  string // e.g. "routes[2].match.path"; empty when unknown
 	Msg    string
 	source string
 }
@@ -95,7 +138,10 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
 	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d:%d", e.Line, e.Column)
+		fmt.Fprintf(&b, ":%d", e.Line)
+		if e.Column > 0 {
+			fmt.Fprintf(&b, ":%d", e.Column)
+		}
 	}
 	b.WriteString(": ")
 	if e.Field != "" {
@@ -106,13 +152,16 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Source returns the offending line of the file with a caret under the
-// column, or "" when the position is unknown.
+// Source returns the offending line of the file, with a caret under the
+// column when it is known, or "" when the line is unknown.
 func (e *Error) Source() string {
 	if e.source == "" {
 		return ""
 	}
-	col := max(e.Column, 1)
+	col := e.Column
+	if col <= 0 {
+		col = len(e.source) - len(strings.TrimLeft(e.source, " \t")) + 1
+	}
 	return fmt.Sprintf("%5d | %s\n      | %s^", e.Line, e.source, strings.Repeat(" ", col-1))
 }
 
@@ -136,40 +185,127 @@ func (es Errors) Err() error {
 	return es
 }
 
-func yamlToken(err error) *token.Token {
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		return ye.GetToken()
+// lineMsg matches the "line N: message" form of the YAML parser's errors.
+var lineMsg = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// decodeErrors turns the YAML parser's errors, which carry only a line in
+// their text, into Errors that name the field on that line when root, the
+// parsed document, is known.
+func decodeErrors(name string, data []byte, root *yaml.Node, err error) error {
+	msgs := []string{err.Error()}
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
 	}
-	return nil
+	var es Errors
+	for _, msg := range msgs {
+		e := &Error{File: name, Msg: strings.TrimPrefix(msg, "yaml: ")}
+		if m := lineMsg.FindStringSubmatch(msg); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Msg = plain(m[2])
+			e.source = sourceLine(data, e.Line)
+			if root != nil {
+				e.Field, e.Column = fieldAt(root, e.Line, "")
+			}
+		}
+		es = append(es, e)
+	}
+	if len(es) == 1 {
+		return es[0]
+	}
+	return es
 }
 
-func syntaxError(name string, data []byte, err error) *Error {
-	e := &Error{File: name, Msg: yamlMessage(err)}
-	if t := yamlToken(err); t != nil {
-		e.Line, e.Column = t.Position.Line, t.Position.Column
-		e.source = sourceLine(data, e.Line)
+// fieldAt returns the path and column of the outermost field whose key is
+// on line (the first key of a list item rather than the item), or "" when
+// there is none.
+func fieldAt(n *yaml.Node, line int, path string) (string, int) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) > 0 {
+			return fieldAt(n.Content[0], line, path)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			if k.Line == line {
+				return p, k.Column
+			}
+			if f, col := fieldAt(v, line, p); f != "" {
+				return f, col
+			}
+		}
+	case yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := path + "[" + strconv.Itoa(i) + "]"
+			if f, col := fieldAt(item, line, p); f != "" {
+				return f, col
+			}
+			if item.Line == line {
+				return p, item.Column
+			}
+		}
 	}
-	return e
+	return "", 0
 }
 
-// yamlMessage strips goccy's own position prefix and source excerpt, which
-// Error renders in its own format.
-func yamlMessage(err error) string {
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		return ye.GetMessage()
+var (
+	unknownField = regexp.MustCompile(`^field (\S+) not found in type .*$`)
+	wrongType    = regexp.MustCompile("^cannot unmarshal !!(\\w+) (?:`(.*)` )?into (.*)$")
+)
+
+// plain rewrites the YAML parser's messages, which speak of Go types, in
+// the words of the file's author.
+func plain(msg string) string {
+	if m := unknownField.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("unknown field %q", m[1])
 	}
-	return err.Error()
+	if m := wrongType.FindStringSubmatch(msg); m != nil {
+		kind := map[string]string{"str": "a string", "int": "a number", "float": "a number", "bool": "a boolean", "map": "a mapping", "seq": "a list", "null": "null"}[m[1]]
+		if kind == "" {
+			kind = "a " + m[1]
+		}
+		want := m[3]
+		switch {
+		case strings.HasPrefix(want, "[]"):
+			want = "a list"
+		case strings.HasPrefix(want, "map["), strings.HasPrefix(want, "struct"), strings.Contains(want, "."):
+			want = map[string]string{"time.Duration": "a duration such as 30s", "*time.Duration": "a duration such as 30s"}[want]
+			if want == "" {
+				want = "a mapping"
+			}
+		case want == "string":
+			want = "a string"
+		case want == "bool":
+			want = "true or false"
+		default:
+			want = "a number"
+		}
+		if m[2] != "" {
+			return fmt.Sprintf("got %s (%q), want %s", kind, m[2], want)
+		}
+		return fmt.Sprintf("got %s, want %s", kind, want)
+	}
+	return msg
 }
 
 func sourceLine(data []byte, line int) string {
 	if line <= 0 {
 		return ""
 	}
-	lines := strings.Split(string(data), "\n")
-	if line > len(lines) {
-		return ""
+	for ; line > 1; line-- {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			return ""
+		}
+		data = data[i+1:]
 	}
-	return strings.TrimRight(lines[line-1], "\r")
+	if i := bytes.IndexByte(data, '\n'); i >= 0 {
+		data = data[:i]
+	}
+	return strings.TrimRight(string(data), "\r")
 }

@@ -1,0 +1,270 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// routes builds a policy file from routes written one per line as
+// "name: flow mapping of the match", each open to any token.
+func routes(lines ...string) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nroutes:\n")
+	for _, l := range lines {
+		name, match, _ := strings.Cut(l, ": ")
+		fmt.Fprintf(&b, "  - name: %s\n    match: %s\n", name, match)
+	}
+	return b.String()
+}
+
+type request struct{ method, host, path string }
+
+func TestMatch(t *testing.T) {
+	tests := []struct {
+		name   string
+		policy string
+		req    request
+		want   string // route name; "" for none
+	}{
+		{"exact_host_beats_wildcard_host",
+			routes(`wild: {hosts: ["*.example.com"], path: /x}`, `exact: {hosts: [api.example.com], path: /x}`),
+			request{"GET", "api.example.com", "/x"}, "exact"},
+		{"wildcard_host_beats_no_host",
+			routes(`any: {path: /x}`, `wild: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", "api.example.com", "/x"}, "wild"},
+		{"longer_wildcard_suffix_beats_shorter",
+			routes(`short: {hosts: ["*.example.com"], path: /x}`, `long: {hosts: ["*.eu.example.com"], path: /x}`),
+			request{"GET", "api.eu.example.com", "/x"}, "long"},
+		{"wildcard_matches_a_deeper_subdomain",
+			routes(`any: {path: /x}`, `wild: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", "a.b.example.com", "/x"}, "wild"},
+		{"wildcard_does_not_match_the_bare_domain",
+			routes(`any: {path: /x}`, `wild: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", "example.com", "/x"}, "any"},
+		{"wildcard_does_not_match_a_longer_label",
+			routes(`wild: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", "a.badexample.com", "/x"}, ""},
+		{"host_ignores_case_port_and_trailing_dot",
+			routes(`any: {path: /x}`, `exact: {hosts: [api.example.com], path: /x}`),
+			request{"GET", "API.Example.COM.:8443", "/x"}, "exact"},
+		{"host_with_a_non_numeric_suffix_is_not_stripped",
+			routes(`any: {path: /x}`, `exact: {hosts: [api.example.com], path: /x}`),
+			request{"GET", "api.example.com:x", "/x"}, "any"},
+		{"host_constraint_beats_a_more_specific_path",
+			routes(`literal: {path: /orders/1}`, `host: {hosts: [api.example.com], path: "/**"}`),
+			request{"GET", "api.example.com", "/orders/1"}, "host"},
+		{"host_routes_fall_through_when_their_paths_do_not_match",
+			routes(`any: {path: "/**"}`, `host: {hosts: [api.example.com], path: /orders}`),
+			request{"GET", "api.example.com", "/admin"}, "any"},
+		{"route_with_several_hosts_matches_each",
+			routes(`two: {hosts: [a.example.com, b.example.com], path: /x}`),
+			request{"GET", "b.example.com", "/x"}, "two"},
+
+		{"literal_beats_param",
+			routes(`param: {path: "/orders/{id}"}`, `literal: {path: /orders/new}`),
+			request{"GET", "h", "/orders/new"}, "literal"},
+		{"param_matches_what_no_literal_does",
+			routes(`param: {path: "/orders/{id}"}`, `literal: {path: /orders/new}`),
+			request{"GET", "h", "/orders/42"}, "param"},
+		{"param_beats_rest",
+			routes(`rest: {path: "/orders/**"}`, `param: {path: /orders/*}`),
+			request{"GET", "h", "/orders/42"}, "param"},
+		{"leftmost_difference_decides",
+			routes(`late: {path: /*/b}`, `early: {path: /a/*}`),
+			request{"GET", "h", "/a/b"}, "early"},
+		{"pattern_ending_with_the_path_beats_rest",
+			routes(`rest: {path: "/orders/**"}`, `end: {path: /orders}`),
+			request{"GET", "h", "/orders"}, "end"},
+		{"rest_matches_the_bare_prefix",
+			routes(`rest: {path: "/orders/**"}`),
+			request{"GET", "h", "/orders"}, "rest"},
+		{"rest_matches_the_prefix_with_a_trailing_slash",
+			routes(`rest: {path: "/orders/**"}`),
+			request{"GET", "h", "/orders/"}, "rest"},
+		{"rest_matches_any_depth",
+			routes(`rest: {path: "/orders/**"}`),
+			request{"GET", "h", "/orders/1/items/2"}, "rest"},
+		{"rest_does_not_match_a_longer_segment",
+			routes(`rest: {path: "/orders/**"}`),
+			request{"GET", "h", "/ordersx"}, ""},
+		{"root_rest_matches_the_root",
+			routes(`all: {path: "/**"}`),
+			request{"GET", "h", "/"}, "all"},
+		{"root_pattern_matches_only_the_root",
+			routes(`root: {path: /}`),
+			request{"GET", "h", "/x"}, ""},
+		{"param_does_not_match_an_empty_segment",
+			routes(`param: {path: /orders/*}`),
+			request{"GET", "h", "/orders/"}, ""},
+		{"trailing_slash_in_the_path_is_insignificant",
+			routes(`exact: {path: /orders}`),
+			request{"GET", "h", "/orders/"}, "exact"},
+		{"trailing_slash_in_the_pattern_is_insignificant",
+			routes(`exact: {path: /orders/}`),
+			request{"GET", "h", "/orders"}, "exact"},
+		{"paths_are_case_sensitive",
+			routes(`exact: {path: /orders}`),
+			request{"GET", "h", "/Orders"}, ""},
+		{"pattern_literals_are_normalized",
+			routes(`cafe: {path: /caf%65/%c3%a9}`),
+			request{"GET", "h", "/cafe/%C3%A9"}, "cafe"},
+
+		{"method_beats_no_method",
+			routes(`any: {path: /orders}`, `get: {methods: [GET], path: /orders}`),
+			request{"GET", "h", "/orders"}, "get"},
+		{"route_without_method_takes_other_methods",
+			routes(`any: {path: /orders}`, `get: {methods: [GET], path: /orders}`),
+			request{"DELETE", "h", "/orders"}, "any"},
+		{"methods_ignore_case",
+			routes(`any: {path: /orders}`, `delete: {methods: [DELETE], path: /orders}`),
+			request{"delete", "h", "/orders"}, "delete"},
+		{"path_beats_method",
+			routes(`get: {methods: [GET], path: "/orders/**"}`, `param: {path: /orders/*}`),
+			request{"GET", "h", "/orders/1"}, "param"},
+
+		{"unmatched_method_falls_through_to_rest",
+			routes(`all: {path: "/**"}`, `get: {methods: [GET], path: /orders}`),
+			request{"POST", "h", "/orders"}, "all"},
+		{"dead_end_literal_backtracks_to_param",
+			routes(`deep: {path: /a/b/c}`, `param: {path: /a/*/d}`, `rest: {path: "/a/**"}`),
+			request{"GET", "h", "/a/b/d"}, "param"},
+		{"literal_without_the_method_backtracks_to_param",
+			routes(`literal: {methods: [GET], path: /a/b}`, `param: {path: /a/*}`),
+			request{"PUT", "h", "/a/b"}, "param"},
+		{"backtracking_reaches_a_shallower_rest",
+			routes(`root: {path: "/**"}`, `a: {path: "/a/b/**", methods: [GET]}`, `c: {path: /a/*/c}`),
+			request{"POST", "h", "/a/b/x"}, "root"},
+		{"nothing_matches",
+			routes(`orders: {path: /orders}`),
+			request{"GET", "h", "/admin"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustParse(t, tt.policy)
+			got := p.Match(tt.req.method, tt.req.host, tt.req.path)
+			if name := routeName(got); name != tt.want {
+				t.Errorf("Match(%q, %q, %q) = %q, want %q", tt.req.method, tt.req.host, tt.req.path, name, tt.want)
+			}
+			all := p.MatchAll(tt.req.method, tt.req.host, tt.req.path)
+			if len(all) > 0 && all[0] != got || len(all) == 0 && got != nil {
+				t.Errorf("MatchAll = %v, whose first is not Match's %q", names(all), routeName(got))
+			}
+		})
+	}
+}
+
+func TestMatchAll(t *testing.T) {
+	p := mustParse(t, routes(
+		`all: {path: "/**"}`,
+		`orders-rest: {path: "/orders/**"}`,
+		`orders-param: {path: "/orders/{id}"}`,
+		`orders-param-get: {path: "/orders/{id}", methods: [GET]}`,
+		`orders-1: {path: /orders/1}`,
+		`orders-1-post: {path: /orders/1, methods: [POST]}`,
+		`host-rest: {path: "/**", hosts: [api.example.com]}`,
+		`wild-param: {path: "/orders/*", hosts: ["*.example.com", api.example.com]}`,
+		`other-host: {path: "/**", hosts: [other.example.com]}`,
+	))
+	got := names(p.MatchAll("GET", "api.example.com:443", "/orders/1"))
+	// wild-param lists the host itself and a wildcard covering it: it
+	// appears once, at its exact-host place.
+	want := "wild-param host-rest orders-1 orders-param-get orders-param orders-rest all"
+	if got != want {
+		t.Errorf("MatchAll =\n%s\nwant\n%s", got, want)
+	}
+}
+
+func routeName(r *Route) string {
+	if r == nil {
+		return ""
+	}
+	return r.Name
+}
+
+func names(rs []*Route) string {
+	var s []string
+	for _, r := range rs {
+		s = append(s, r.Name)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestMatchDoesNotAllocate(t *testing.T) {
+	p := mustParse(t, routes(
+		`all: {path: "/**"}`,
+		`orders: {path: "/orders/{id}/items", methods: [GET, POST]}`,
+		`host: {path: "/admin/**", hosts: [api.example.com]}`,
+		`wild: {path: "/users/*", hosts: ["*.example.com"]}`,
+	))
+	for _, req := range []request{
+		{"GET", "h", "/orders/1/items"},
+		{"get", "API.example.com:8443", "/orders/1/items/"},
+		{"PATCH", "a.b.example.com", "/users/1"},
+		{"GET", "x.example.com", "/not/there"},
+	} {
+		if n := testing.AllocsPerRun(100, func() { p.Match(req.method, req.host, req.path) }); n != 0 {
+			t.Errorf("Match(%q, %q, %q) made %v allocations, want 0", req.method, req.host, req.path, n)
+		}
+	}
+}
+
+func TestMatchOnZeroPolicy(t *testing.T) {
+	var p Policy
+	if r := p.Match("GET", "h", "/"); r != nil {
+		t.Errorf("Match on a zero Policy = %q, want nil", r.Name)
+	}
+	if rs := p.MatchAll("GET", "h", "/"); rs != nil {
+		t.Errorf("MatchAll on a zero Policy = %v, want nil", names(rs))
+	}
+}
+
+// generated returns a policy of n routes in the shapes a real one has:
+// literal, param and rest segments, methods and hosts.
+func generated(n int) string {
+	var b strings.Builder
+	b.WriteString("version: 1\nroutes:\n  - name: fallback\n    match: { path: \"/**\" }\n")
+	for i := range n - 1 {
+		var match string
+		switch i % 4 {
+		case 0:
+			match = fmt.Sprintf(`{ methods: [GET, HEAD], path: "/svc%d/orders/{id}/items" }`, i)
+		case 1:
+			match = fmt.Sprintf(`{ methods: [POST], path: "/svc%d/orders" }`, i)
+		case 2:
+			match = fmt.Sprintf(`{ hosts: [h%d.example.com], path: "/svc%d/**" }`, i%50, i)
+		case 3:
+			match = fmt.Sprintf(`{ hosts: ["*.t%d.example.com"], path: "/svc%d/admin/*" }`, i%20, i)
+		}
+		fmt.Fprintf(&b, "  - name: r%d\n    match: %s\n    require: { scopes: { all_of: [\"s%d:read\"] } }\n", i, match, i)
+	}
+	return b.String()
+}
+
+func BenchmarkMatch(b *testing.B) {
+	for _, n := range []int{10, 1_000, 10_000} {
+		p := mustParse(b, generated(n))
+		// The last route of each shape, so that a route list scanned
+		// from the top would pay for all of them.
+		last := (n - 2) / 4 * 4
+		for _, bm := range []struct {
+			name string
+			req  request
+			want string
+		}{
+			{"param", request{"GET", "api.example.com", fmt.Sprintf("/svc%d/orders/123/items", last)}, fmt.Sprint("r", last)},
+			{"wildcard_host", request{"PUT", fmt.Sprintf("a.t%d.example.com:443", (last-5)%20), fmt.Sprintf("/svc%d/admin/x", last-5)}, fmt.Sprint("r", last-5)},
+			{"fallthrough", request{"DELETE", "api.example.com", fmt.Sprintf("/svc%d/orders", last-3)}, "fallback"},
+		} {
+			b.Run(fmt.Sprintf("routes=%d/%s", n, bm.name), func(b *testing.B) {
+				if r := p.Match(bm.req.method, bm.req.host, bm.req.path); routeName(r) != bm.want {
+					b.Fatalf("Match = %q, want %q", routeName(r), bm.want)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					p.Match(bm.req.method, bm.req.host, bm.req.path)
+				}
+			})
+		}
+	}
+}

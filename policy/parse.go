@@ -1,0 +1,221 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/scopegate/scopegate/internal/yamlfile"
+)
+
+// policyFile is the policy file as written.
+type policyFile struct {
+	Version *int        `yaml:"version"`
+	Default string      `yaml:"default"`
+	Routes  []routeFile `yaml:"routes"`
+}
+
+type routeFile struct {
+	Name    string       `yaml:"name"`
+	Match   *matchFile   `yaml:"match"`
+	Public  bool         `yaml:"public"`
+	Deny    bool         `yaml:"deny"`
+	Require *requireFile `yaml:"require"`
+}
+
+type matchFile struct {
+	Hosts   []string `yaml:"hosts"`
+	Methods []string `yaml:"methods"`
+	Path    string   `yaml:"path"`
+}
+
+type requireFile struct {
+	Scopes    *scopesFile `yaml:"scopes"`
+	Clients   []string    `yaml:"clients"`
+	Audiences []string    `yaml:"audiences"`
+}
+
+type scopesFile struct {
+	AllOf []string `yaml:"all_of"`
+	AnyOf []string `yaml:"any_of"`
+}
+
+// checker collects the problems of one file.
+type checker struct {
+	f    *yamlfile.File
+	errs yamlfile.Errors
+}
+
+// line returns the line of the field at path, 0 when it is not in the file.
+func (c *checker) line(path string) int {
+	return c.f.Line(path)
+}
+
+func (c *checker) errorf(path, format string, args ...any) {
+	c.errs = append(c.errs, c.f.Errorf(path, format, args...))
+}
+
+func parse(name string, data []byte) (*Policy, error) {
+	var doc policyFile
+	f, err := yamlfile.Decode(name, data, &doc)
+	if err != nil {
+		return nil, err
+	}
+	c := &checker{f: f}
+	p := &Policy{Default: DefaultDeny}
+
+	switch {
+	case doc.Version == nil:
+		c.errorf("$.version", "is required and must be 1")
+	case *doc.Version != 1:
+		c.errorf("$.version", "is %d; this scopegate reads version 1", *doc.Version)
+	}
+	switch d := Default(doc.Default); d {
+	case "", DefaultDeny:
+	case DefaultAuthenticated:
+		p.Default = d
+	default:
+		c.errorf("$.default", "is %q; it must be %q or %q", d, DefaultDeny, DefaultAuthenticated)
+	}
+
+	names := make(map[string]*Route, len(doc.Routes))
+	var compiled []*entry
+	for i := range doc.Routes {
+		e := c.route(i, &doc.Routes[i])
+		r := e.route
+		p.Routes = append(p.Routes, r)
+		if first, dup := names[r.Name]; dup && r.Name != "" {
+			c.errorf(routePath(i)+".name", "duplicate route name %q; the first is at line %d", r.Name, first.Line)
+		} else {
+			names[r.Name] = r
+		}
+		if e.ok {
+			compiled = append(compiled, e)
+		}
+	}
+
+	// Routes with errors of their own are left out of the matcher, but
+	// the others are still compiled so that overlaps are reported in the
+	// same pass.
+	m, conflicts := compile(compiled)
+	for _, cf := range conflicts {
+		c.errs = append(c.errs, cf.error(f))
+	}
+	if len(c.errs) > 0 {
+		slices.SortStableFunc(c.errs, func(a, b *yamlfile.Error) int { return cmp.Compare(a.Line, b.Line) })
+		return nil, c.errs
+	}
+	p.m = m
+	return p, nil
+}
+
+func routePath(i int) string { return fmt.Sprintf("$.routes[%d]", i) }
+
+// entry is a route with what compiling it needs.
+type entry struct {
+	route *Route
+	index int       // in the file's routes
+	segs  []segment // the path pattern
+	ok    bool      // no errors: the route can be compiled
+}
+
+// route validates and converts the i-th route of the file.
+func (c *checker) route(i int, rf *routeFile) *entry {
+	at := routePath(i)
+	nerrs := len(c.errs)
+	r := &Route{
+		Name:   rf.Name,
+		Public: rf.Public,
+		Deny:   rf.Deny,
+		Line:   c.line(at),
+	}
+	e := &entry{route: r, index: i}
+
+	switch {
+	case rf.Name == "":
+		c.errorf(at+".name", "is required")
+	case !isRouteName(rf.Name):
+		c.errorf(at+".name", "%q may use only letters, digits and _.:- (it becomes a metric label)", rf.Name)
+	}
+
+	if rf.Match == nil {
+		c.errorf(at+".match", "is required")
+	} else {
+		segs, path, err := parsePattern(rf.Match.Path)
+		if err != nil {
+			c.errorf(at+".match.path", "%v", err)
+		}
+		e.segs, r.Path = segs, path
+		r.Methods = c.list(at+".match.methods", rf.Match.Methods, "match any method", func(s string) (string, error) {
+			if !isToken(s) {
+				return "", fmt.Errorf("%q is not an HTTP method", s)
+			}
+			return strings.ToUpper(s), nil
+		})
+		r.Hosts = c.list(at+".match.hosts", rf.Match.Hosts, "match any host", parseHost)
+	}
+
+	if rf.Public && rf.Deny {
+		c.errorf(at+".deny", "a route cannot be both public and deny")
+	}
+	if rq := rf.Require; rq != nil {
+		switch {
+		case rf.Public:
+			c.errorf(at+".require", "a public route admits requests without a token, so it cannot require anything")
+		case rf.Deny:
+			c.errorf(at+".require", "a deny route refuses every request, so it cannot require anything")
+		}
+		if rq.Scopes != nil {
+			r.Require.AllOf = c.list(at+".require.scopes.all_of", rq.Scopes.AllOf, "require no scope", checkScope)
+			r.Require.AnyOf = c.list(at+".require.scopes.any_of", rq.Scopes.AnyOf, "require no scope", checkScope)
+		}
+		r.Require.Clients = c.list(at+".require.clients", rq.Clients, "allow any client", nil)
+		r.Require.Audiences = c.list(at+".require.audiences", rq.Audiences, "allow any audience", nil)
+		if len(r.Require.AllOf)+len(r.Require.AnyOf) > 0 {
+			r.Require.required = r.Require.requiredScopes()
+		}
+	}
+	e.ok = len(c.errs) == nerrs
+	return e
+}
+
+func checkScope(s string) (string, error) {
+	if !isScopeToken(s) {
+		return "", fmt.Errorf("%q is not a scope: RFC 6749 allows printable ASCII except space, '\"' and '\\'", s)
+	}
+	return s, nil
+}
+
+// list checks and normalizes the items of the list at path with check (nil
+// for no check beyond non-emptiness), and drops duplicates. An empty list
+// written out is an error, whose message says what leaving the list out
+// does: "clients: []" reads as "no client", yet it could only mean "any".
+func (c *checker) list(path string, items []string, ifAbsent string, check func(string) (string, error)) []string {
+	if items == nil {
+		return nil
+	}
+	if len(items) == 0 {
+		c.errorf(path, "is empty; leave it out to %s", ifAbsent)
+		return nil
+	}
+	out := make([]string, 0, len(items))
+	for j, s := range items {
+		at := fmt.Sprintf("%s[%d]", path, j)
+		if s == "" {
+			c.errorf(at, "is empty")
+			continue
+		}
+		if check != nil {
+			var err error
+			if s, err = check(s); err != nil {
+				c.errorf(at, "%v", err)
+				continue
+			}
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

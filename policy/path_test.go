@@ -1,0 +1,189 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+var normalizeTests = []struct {
+	name string
+	in   string
+	want string // "" when the path must be rejected
+	err  string // part of the rejection's message
+}{
+	{"canonical_path_is_kept", "/orders/1/items", "/orders/1/items", ""},
+	{"root", "/", "/", ""},
+	{"query_is_dropped", "/orders?id=1&x=%zz", "/orders", ""},
+	{"fragment_is_dropped", "/orders#top", "/orders", ""},
+	{"encoded_question_mark_is_part_of_the_path", "/a%3fb", "/a%3Fb", ""},
+	{"empty_path_is_rejected", "", "", "empty path"},
+	{"query_alone_is_rejected", "?a=1", "", "empty path"},
+	{"relative_path_is_rejected", "orders/1", "", "does not start with /"},
+	{"asterisk_form_is_rejected", "*", "", "does not start with /"},
+	{"absolute_form_is_rejected", "http://example.com/admin", "", "does not start with /"},
+
+	{"unreserved_escape_is_decoded", "/%61dmin", "/admin", ""},
+	{"every_unreserved_escape_is_decoded", "/%41%5a%30%39%2D%2e%5F%7e", "/AZ09-._~", ""},
+	{"reserved_escape_gets_upper_case_hex", "/a%3bb%2c%c3%a9", "/a%3Bb%2C%C3%A9", ""},
+	{"encoded_percent_stays_encoded", "/%25%32%65", "/%252e", ""},
+	{"raw_non_ascii_is_encoded", "/café", "/caf%C3%A9", ""},
+	{"raw_space_and_braces_are_encoded", "/a b/{id}", "/a%20b/%7Bid%7D", ""},
+	{"sub_delims_colon_and_at_stay_raw", "/a;b=c,d!$&'()*+:@", "/a;b=c,d!$&'()*+:@", ""},
+
+	{"repeated_slashes_are_merged", "/a//b///c", "/a/b/c", ""},
+	{"leading_double_slash_is_merged", "//admin", "/admin", ""},
+	{"trailing_slash_is_kept", "/orders/", "/orders/", ""},
+	{"repeated_trailing_slashes_become_one", "/orders//", "/orders/", ""},
+	{"dot_segment_is_removed", "/a/./b", "/a/b", ""},
+	{"dot_dot_segment_removes_the_previous", "/a/b/../c", "/a/c", ""},
+	{"dot_segments_cannot_climb_above_root", "/../x", "/x", ""},
+	{"many_dot_dot_segments_stop_at_root", "/a/../../../..", "/", ""},
+	{"final_dot_dot_leaves_a_trailing_slash", "/a/b/..", "/a/", ""},
+	{"final_dot_leaves_a_trailing_slash", "/a/.", "/a/", ""},
+	{"dots_inside_a_segment_are_literal", "/a/..b/.c/...", "/a/..b/.c/...", ""},
+	{"dot_segment_after_merged_slashes", "/a//..//b", "/b", ""},
+
+	{"bypass_dot_dot_from_public_to_admin", "/public/../admin", "/admin", ""},
+	{"bypass_encoded_dot_dot", "/public/%2e%2e/admin", "/admin", ""},
+	{"bypass_mixed_encoded_dot_dot", "/public/.%2E/admin", "/admin", ""},
+	{"bypass_encoded_dot", "/%2e/admin", "/admin", ""},
+	{"bypass_encoded_letter", "/%61%64%6d%69%6e/x", "/admin/x", ""},
+	{"bypass_encoded_slash", "/admin%2Fx", "", `encoded slash "%2F" at byte 6`},
+	{"bypass_lower_case_encoded_slash", "/public/..%2fadmin", "", `encoded slash "%2f"`},
+	{"bypass_backslash", "/a\\b", "", "backslash at byte 2"},
+	{"bypass_backslash_dot_dot", "/public\\..\\admin", "", "backslash"},
+	{"bypass_encoded_backslash", "/a%5Cb", "", "encoded backslash %5C"},
+	{"bypass_lower_case_encoded_backslash", "/a%5cb", "", "encoded backslash %5C"},
+	{"bypass_encoded_nul", "/admin%00.json", "", "encoded NUL %00 at byte 6"},
+	{"raw_nul_is_rejected", "/admin\x00", "", "NUL at byte 6"},
+	{"raw_newline_is_rejected", "/a\nb", "", "control character 0x0A at byte 2"},
+	{"raw_delete_is_rejected", "/a\x7f", "", "control character 0x7F"},
+	{"encoded_control_character_is_rejected", "/a%0d%0aSet-Cookie:x", "", "encoded control character 0x0D %0D"},
+	{"invalid_escape_is_rejected", "/%zz", "", `invalid escape "%zz" at byte 1`},
+	{"half_hex_escape_is_rejected", "/a%4g", "", `invalid escape "%4g"`},
+	{"truncated_escape_is_rejected", "/a%4", "", `truncated escape "%4"`},
+	{"escape_cut_by_a_slash_is_rejected", "/a%4/b", "", `truncated escape "%4"`},
+	{"lone_percent_is_rejected", "/a%", "", "truncated escape"},
+	{"problem_after_dot_dot_is_still_found", "/../%2F", "", "encoded slash"},
+}
+
+func TestNormalizePath(t *testing.T) {
+	for _, tt := range normalizeTests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := NormalizePath(tt.in)
+			if tt.want == "" {
+				if err == nil {
+					t.Fatalf("NormalizePath(%q) = %q, want an error", tt.in, got)
+				}
+				if !errors.Is(err, ErrBadPath) {
+					t.Errorf("error %v does not wrap ErrBadPath", err)
+				}
+				if !strings.Contains(err.Error(), tt.err) {
+					t.Errorf("error = %v, want it to contain %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("NormalizePath(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			}
+			if again, err := NormalizePath(got); again != got || err != nil {
+				t.Errorf("NormalizePath(%q) = %q, %v; normalizing twice changed it", got, again, err)
+			}
+		})
+	}
+}
+
+func TestNormalizePathErrorQuotesAndShortensThePath(t *testing.T) {
+	_, err := NormalizePath("/\"" + strings.Repeat("a", 200) + "%2F")
+	msg := err.Error()
+	if !strings.HasPrefix(msg, `bad request path "/\"aaa`) || !strings.Contains(msg, `..."`) || len(msg) > 200 {
+		t.Errorf("error = %s, want a quoted path cut at 128 bytes", msg)
+	}
+}
+
+func TestNormalizePathAllocations(t *testing.T) {
+	for _, p := range []string{"/", "/orders/123/items", "/a%20b/c%C3%A9/", "/x;y=1/@me", "/orders?id=1%zz", "/a/b/#c"} {
+		if n := testing.AllocsPerRun(100, func() { NormalizePath(p) }); n != 0 {
+			t.Errorf("NormalizePath(%q), canonical but for its query, made %v allocations, want 0", p, n)
+		}
+	}
+	// A short path that needs work costs one allocation: the result.
+	if n := testing.AllocsPerRun(100, func() { NormalizePath("/public/%2e%2e/admin?q=1") }); n != 1 {
+		t.Errorf("NormalizePath of a short non-canonical path made %v allocations, want 1", n)
+	}
+}
+
+func FuzzNormalizePath(f *testing.F) {
+	for _, tt := range normalizeTests {
+		f.Add(tt.in)
+	}
+	for _, s := range []string{
+		"/%2e%2e/%2e%2e/etc/passwd", "/a/b/c/./../../g", "/./", "/..", "/.../..../",
+		"/%", "/%%", "/%2", "/%2e%2", "/a?/../b", "/a#/../b", "//..//..//", "/%7E%7e",
+		"/\xff\xfe", "/a/%2E%2E%2F", "/%252F", "/ä/ö/ü", "/x/./.%2e/./y/",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		out, err := NormalizePath(raw)
+		if err != nil {
+			if !errors.Is(err, ErrBadPath) {
+				t.Fatalf("NormalizePath(%q): error %v does not wrap ErrBadPath", raw, err)
+			}
+			return
+		}
+		if !strings.HasPrefix(out, "/") {
+			t.Fatalf("NormalizePath(%q) = %q, does not start with /", raw, out)
+		}
+		if strings.Contains(out, "//") {
+			t.Fatalf("NormalizePath(%q) = %q, has //", raw, out)
+		}
+		for seg := range strings.SplitSeq(out, "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("NormalizePath(%q) = %q, has a dot segment", raw, out)
+			}
+		}
+		if strings.ContainsAny(out, "?#\\") {
+			t.Fatalf("NormalizePath(%q) = %q, has ?, # or \\", raw, out)
+		}
+		for i := 0; i < len(out); i++ {
+			if c := out[i]; c < 0x20 || c >= 0x7F {
+				t.Fatalf("NormalizePath(%q) = %q, has byte 0x%02X", raw, out, c)
+			}
+		}
+		upper := strings.ToUpper(out)
+		for _, bad := range []string{"%2F", "%5C", "%00"} {
+			if strings.Contains(upper, bad) {
+				t.Fatalf("NormalizePath(%q) = %q, has %s", raw, out, bad)
+			}
+		}
+		again, err := NormalizePath(out)
+		if err != nil || again != out {
+			t.Fatalf("NormalizePath(%q) = %q, but NormalizePath(%q) = %q, %v", raw, out, out, again, err)
+		}
+		// The fast path must recognize every output, or canonical paths
+		// would pay for normalization on every request.
+		if p, ok := canonical(out); !ok || p != out {
+			t.Fatalf("NormalizePath(%q) = %q, which canonical rejects", raw, out)
+		}
+	})
+}
+
+func BenchmarkNormalizePath(b *testing.B) {
+	for _, bm := range []struct{ name, path string }{
+		{"canonical", "/api/v1/orders/12345/items"},
+		{"query", "/api/v1/orders/12345/items?expand=all"},
+		{"escapes", "/api/v1/%6Frders/caf%c3%a9/items"},
+		{"dot_segments", "/api/v1/public/../orders/./12345//items"},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := NormalizePath(bm.path); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

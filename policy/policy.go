@@ -1,0 +1,171 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"slices"
+)
+
+// Default says what a request that no route matches gets.
+type Default string
+
+// The values of a policy's default.
+const (
+	DefaultDeny          Default = "deny"          // refused
+	DefaultAuthenticated Default = "authenticated" // allowed with any valid token
+)
+
+// Policy is a parsed, validated and compiled policy file. It is safe for
+// concurrent use; callers must not modify it or its routes, which the
+// compiled matcher shares.
+type Policy struct {
+	Default Default
+	Routes  []*Route // in file order
+	Version string   // first 12 hex digits of the SHA-256 of the file
+	File    string
+
+	m *matcher
+}
+
+// Route is one entry of a policy's routes.
+type Route struct {
+	Name    string
+	Public  bool // no token needed
+	Deny    bool // always refused
+	Require Requirement
+
+	// The match, normalized: Methods upper case, Hosts lower case, and Path
+	// with slashes merged, no trailing slash and literal segments
+	// canonicalized as NormalizePath does. Empty Methods or Hosts match any.
+	Methods []string
+	Hosts   []string
+	Path    string
+
+	Line int // line of the route in the file, for messages
+}
+
+// Requirement is what a token must carry for a route that is neither public
+// nor deny. A Requirement whose lists are all empty asks for any valid
+// token.
+type Requirement struct {
+	AllOf     []string // scopes that must all be granted
+	AnyOf     []string // scopes of which one must be granted, when not empty
+	Clients   []string // client IDs allowed; empty allows any
+	Audiences []string // audiences of which the token must have one; empty allows any
+
+	required []string // AllOf then AnyOf, computed once by Parse
+}
+
+// Parse parses, validates and compiles the policy in data. name is the
+// file name used in error messages. A file with problems yields a
+// yamlfile.Errors listing every problem found, or a *yamlfile.Error for a
+// file that is not well-formed YAML of the right shape.
+func Parse(name string, data []byte) (*Policy, error) {
+	p, err := parse(name, data)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	p.Version = hex.EncodeToString(sum[:6])
+	p.File = name
+	return p, nil
+}
+
+// Load reads and parses the policy file name.
+func Load(name string) (*Policy, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(name, data)
+}
+
+// Match returns the route that decides a request, or nil when no route
+// matches. path must be normalized by NormalizePath; method and host are
+// taken as sent, in any case and the host possibly with a port. See the
+// package documentation for the precedence. Match does not allocate.
+//
+// Methods are compared without case: HTTP says they are case-sensitive,
+// but some upstreams fold them, and a route constraining DELETE must not be
+// skipped by a request for "delete".
+func (p *Policy) Match(method, host, path string) *Route {
+	if p == nil || p.m == nil {
+		return nil
+	}
+	return p.m.match(method, host, path)
+}
+
+// MatchAll returns every route matching a request, in precedence order: the
+// first is Match's answer, the others are what it shadows. It is for
+// explaining a decision, not for making one.
+func (p *Policy) MatchAll(method, host, path string) []*Route {
+	if p == nil || p.m == nil {
+		return nil
+	}
+	return p.m.matchAll(method, host, path)
+}
+
+// ScopesMet reports whether granted satisfies the scope rules: every AllOf
+// scope is granted and, when AnyOf is not empty, at least one AnyOf scope
+// is. It does not allocate.
+func (r *Requirement) ScopesMet(granted []string) bool {
+	for _, s := range r.AllOf {
+		if !slices.Contains(granted, s) {
+			return false
+		}
+	}
+	return len(r.AnyOf) == 0 || intersects(r.AnyOf, granted)
+}
+
+// MissingScopes lists the scopes granted lacks: each AllOf scope not
+// granted, then, when no AnyOf scope is granted, all of AnyOf. It returns
+// nil when the scopes are met.
+func (r *Requirement) MissingScopes(granted []string) []string {
+	var missing []string
+	for _, s := range r.AllOf {
+		if !slices.Contains(granted, s) {
+			missing = append(missing, s)
+		}
+	}
+	if len(r.AnyOf) > 0 && !intersects(r.AnyOf, granted) {
+		missing = append(missing, r.AnyOf...)
+	}
+	return missing
+}
+
+// Required returns the scopes to advertise in an RFC 6750 scope="..."
+// parameter: AllOf followed by AnyOf. For a route of a parsed policy the
+// slice is computed once and shared: callers must not modify it. A
+// Requirement built by hand gets a new slice on every call.
+func (r *Requirement) Required() []string {
+	if r.required != nil || len(r.AllOf)+len(r.AnyOf) == 0 {
+		return r.required
+	}
+	return r.requiredScopes()
+}
+
+func (r *Requirement) requiredScopes() []string {
+	return append(append([]string(nil), r.AllOf...), r.AnyOf...)
+}
+
+// ClientAllowed reports whether clientID may use the route: Clients is
+// empty or lists it.
+func (r *Requirement) ClientAllowed(clientID string) bool {
+	return len(r.Clients) == 0 || slices.Contains(r.Clients, clientID)
+}
+
+// AudienceAllowed reports whether a token for the audiences aud may use the
+// route: Audiences is empty or shares one with aud.
+func (r *Requirement) AudienceAllowed(aud []string) bool {
+	return len(r.Audiences) == 0 || intersects(r.Audiences, aud)
+}
+
+func intersects(a, b []string) bool {
+	for _, s := range a {
+		if slices.Contains(b, s) {
+			return true
+		}
+	}
+	return false
+}
