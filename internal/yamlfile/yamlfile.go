@@ -205,7 +205,11 @@ func decodeErrors(name string, data []byte, root *yaml.Node, err error) error {
 			e.Msg = plain(m[2])
 			e.source = sourceLine(data, e.Line)
 			if root != nil {
-				e.Field, e.Column = fieldAt(root, e.Line, "")
+				var key string
+				if m := unknownField.FindStringSubmatch(m[2]); m != nil {
+					key = m[1]
+				}
+				e.Field, e.Column = fieldAt(root, e.Line, key, "")
 			}
 		}
 		es = append(es, e)
@@ -217,13 +221,13 @@ func decodeErrors(name string, data []byte, root *yaml.Node, err error) error {
 }
 
 // fieldAt returns the path and column of the outermost field whose key is
-// on line (the first key of a list item rather than the item), or "" when
-// there is none.
-func fieldAt(n *yaml.Node, line int, path string) (string, int) {
+// on line (the first key of a list item rather than the item), or of the
+// key named key when it is not "", or "" when there is none.
+func fieldAt(n *yaml.Node, line int, key, path string) (string, int) {
 	switch n.Kind {
 	case yaml.DocumentNode:
 		if len(n.Content) > 0 {
-			return fieldAt(n.Content[0], line, path)
+			return fieldAt(n.Content[0], line, key, path)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -232,20 +236,20 @@ func fieldAt(n *yaml.Node, line int, path string) (string, int) {
 			if path != "" {
 				p = path + "." + k.Value
 			}
-			if k.Line == line {
+			if k.Line == line && (key == "" || k.Value == key) {
 				return p, k.Column
 			}
-			if f, col := fieldAt(v, line, p); f != "" {
+			if f, col := fieldAt(v, line, key, p); f != "" {
 				return f, col
 			}
 		}
 	case yaml.SequenceNode:
 		for i, item := range n.Content {
 			p := path + "[" + strconv.Itoa(i) + "]"
-			if f, col := fieldAt(item, line, p); f != "" {
+			if f, col := fieldAt(item, line, key, p); f != "" {
 				return f, col
 			}
-			if item.Line == line {
+			if item.Line == line && key == "" {
 				return p, item.Column
 			}
 		}

@@ -1,0 +1,135 @@
+// Package config reads scopegate's configuration file. It is neither the
+// domain nor an adapter: it gathers the settings of every package from one
+// strict YAML file and reports every problem at once with file, line and
+// field.
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/internal/yamlfile"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Listen  Listen         `yaml:"listen"`
+	Issuers []authz.Issuer `yaml:"issuers"`
+	Policy  struct {
+		File string `yaml:"file"` // relative to the config file's folder
+	} `yaml:"policy"`
+	// Realm is the realm of RFC 6750 challenges.
+	Realm        string            `yaml:"realm"`
+	MaxTokenSize int               `yaml:"max_token_size"`
+	Headers      authz.HeaderNames `yaml:"headers"`
+	JWKS         JWKS              `yaml:"jwks"`
+	// TokenCacheSize bounds the verified-token cache; negative disables it.
+	TokenCacheSize int `yaml:"token_cache_size"`
+
+	// File is the path the configuration was read from.
+	File string `yaml:"-"`
+}
+
+// Listen holds the listener addresses.
+type Listen struct {
+	GRPC  string `yaml:"grpc"`  // ext_authz for Envoy; default 127.0.0.1:9001
+	Admin string `yaml:"admin"` // /healthz, /readyz; default 127.0.0.1:9002
+}
+
+// JWKS tunes key-set fetching for every issuer.
+type JWKS struct {
+	RefreshInterval time.Duration `yaml:"refresh_interval"` // default 5m
+	RefetchCooldown time.Duration `yaml:"refetch_cooldown"` // default 10s
+}
+
+// Load reads and validates the configuration file at name.
+func Load(name string) (*Config, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(name, data)
+}
+
+// Parse decodes and validates a configuration read from name.
+func Parse(name string, data []byte) (*Config, error) {
+	var c Config
+	f, err := yamlfile.Decode(name, data, &c)
+	if err != nil {
+		return nil, err
+	}
+	c.File = name
+	if err := c.validate(f); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) validate(f *yamlfile.File) error {
+	var errs yamlfile.Errors
+	if c.Listen.GRPC == "" {
+		c.Listen.GRPC = "127.0.0.1:9001"
+	}
+	if c.Listen.Admin == "" {
+		c.Listen.Admin = "127.0.0.1:9002"
+	}
+	for _, l := range []struct{ field, addr string }{{"grpc", c.Listen.GRPC}, {"admin", c.Listen.Admin}} {
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			errs = append(errs, f.Errorf("$.listen."+l.field, "%q is not a host:port address", l.addr))
+		}
+	}
+	if len(c.Issuers) == 0 {
+		errs = append(errs, f.Errorf("$.issuers", "at least one issuer is required"))
+	}
+	seen := map[string]int{}
+	for i := range c.Issuers {
+		path := "$.issuers[" + strconv.Itoa(i) + "]"
+		iss := &c.Issuers[i]
+		if j, dup := seen[iss.Issuer]; dup && iss.Issuer != "" {
+			errs = append(errs, f.Errorf(path+".issuer", "issuer %q is configured twice (also issuers[%d])", iss.Issuer, j))
+		}
+		seen[iss.Issuer] = i
+		for _, fe := range iss.Validate() {
+			errs = append(errs, f.Errorf(path+"."+fe.Field, "%s", fe.Msg))
+		}
+	}
+	if c.Policy.File == "" {
+		errs = append(errs, f.Errorf("$.policy.file", "the policy file is required"))
+	} else if !filepath.IsAbs(c.Policy.File) {
+		c.Policy.File = filepath.Join(filepath.Dir(c.File), c.Policy.File)
+	}
+	if c.MaxTokenSize < 0 {
+		errs = append(errs, f.Errorf("$.max_token_size", "must not be negative"))
+	}
+	if c.JWKS.RefreshInterval < 0 {
+		errs = append(errs, f.Errorf("$.jwks.refresh_interval", "must not be negative"))
+	}
+	if c.JWKS.RefetchCooldown < 0 {
+		errs = append(errs, f.Errorf("$.jwks.refetch_cooldown", "must not be negative"))
+	}
+	return errs.Err()
+}
+
+// JWTOptions returns the verifier options the configuration sets.
+func (c *Config) JWTOptions() authz.JWTOptions {
+	extra := make([]string, 0, len(c.Headers.Claims))
+	for claim := range c.Headers.Claims {
+		extra = append(extra, claim)
+	}
+	return authz.JWTOptions{
+		RefreshInterval: c.JWKS.RefreshInterval,
+		RefetchCooldown: c.JWKS.RefetchCooldown,
+		CacheSize:       c.TokenCacheSize,
+		ExtraClaims:     extra,
+	}
+}
+
+// AuthzOptions returns the decision options the configuration sets.
+func (c *Config) AuthzOptions() authz.Options {
+	return authz.Options{Realm: c.Realm, MaxTokenSize: c.MaxTokenSize, Headers: c.Headers}
+}
