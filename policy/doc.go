@@ -30,6 +30,23 @@
 // keys are errors. Parse reports every problem of a file at once, each with
 // the file, line and field.
 //
+// A policy may also hold:
+//
+//   - mode: dry_run, policy-wide or per route (Route.DryRun): what such a
+//     route, or the policy for requests no route matches, would deny is
+//     allowed, and the decision says it would have denied it.
+//   - issuers: the scopes each identity provider grants, for Lint.
+//   - tests: test cases (Test), also read from files of their own by
+//     ParseTests.
+//
+// docs/policy.md is the reference for people; docs/policy.schema.json and
+// docs/policy-tests.schema.json are JSON Schemas for their editors.
+//
+// # Tooling
+//
+// Lint finds what is valid but likely wrong, Precedence explains why one
+// route beats another, and Watcher reloads a policy file when it changes.
+//
 // # Path patterns
 //
 // A pattern is a path whose segments are literals, * or {name} (any one

@@ -11,9 +11,17 @@ import (
 
 // policyFile is the policy file as written.
 type policyFile struct {
-	Version *int        `yaml:"version"`
-	Default string      `yaml:"default"`
-	Routes  []routeFile `yaml:"routes"`
+	Version *int         `yaml:"version"`
+	Default string       `yaml:"default"`
+	Mode    string       `yaml:"mode"`
+	Issuers []issuerFile `yaml:"issuers"`
+	Routes  []routeFile  `yaml:"routes"`
+	Tests   []testFile   `yaml:"tests"`
+}
+
+type issuerFile struct {
+	Issuer string   `yaml:"issuer"`
+	Scopes []string `yaml:"scopes"`
 }
 
 type routeFile struct {
@@ -22,6 +30,7 @@ type routeFile struct {
 	Public  bool         `yaml:"public"`
 	Deny    bool         `yaml:"deny"`
 	Require *requireFile `yaml:"require"`
+	Mode    string       `yaml:"mode"`
 }
 
 type matchFile struct {
@@ -78,11 +87,13 @@ func parse(name string, data []byte) (*Policy, error) {
 	default:
 		c.errorf("$.default", "is %q; it must be %q or %q", d, DefaultDeny, DefaultAuthenticated)
 	}
+	p.DryRun = c.mode("$.mode", doc.Mode, false)
+	p.Issuers = c.issuers(doc.Issuers)
 
 	names := make(map[string]*Route, len(doc.Routes))
 	var compiled []*entry
 	for i := range doc.Routes {
-		e := c.route(i, &doc.Routes[i])
+		e := c.route(i, &doc.Routes[i], p.DryRun)
 		r := e.route
 		p.Routes = append(p.Routes, r)
 		if first, dup := names[r.Name]; dup && r.Name != "" {
@@ -102,12 +113,62 @@ func parse(name string, data []byte) (*Policy, error) {
 	for _, cf := range conflicts {
 		c.errs = append(c.errs, cf.error(f))
 	}
-	if len(c.errs) > 0 {
-		slices.SortStableFunc(c.errs, func(a, b *yamlfile.Error) int { return cmp.Compare(a.Line, b.Line) })
-		return nil, c.errs
+	p.Tests = c.tests(doc.Tests)
+	if err := c.err(); err != nil {
+		return nil, err
 	}
-	p.m = m
+	p.m, p.src = m, f
 	return p, nil
+}
+
+// err returns the problems found, in the order of the file, or nil.
+func (c *checker) err() error {
+	slices.SortStableFunc(c.errs, func(a, b *yamlfile.Error) int { return cmp.Compare(a.Line, b.Line) })
+	return c.errs.Err()
+}
+
+// The values of a mode, per route and policy-wide.
+const (
+	modeEnforce = "enforce"
+	modeDryRun  = "dry_run"
+)
+
+// mode reports whether the mode at path is dry run; def when it is absent.
+func (c *checker) mode(path, mode string, def bool) bool {
+	switch mode {
+	case "":
+		return def
+	case modeEnforce:
+		return false
+	case modeDryRun:
+		return true
+	}
+	c.errorf(path, "is %q; it must be %q or %q", mode, modeEnforce, modeDryRun)
+	return def
+}
+
+// issuers validates the issuers section.
+func (c *checker) issuers(files []issuerFile) []*Issuer {
+	var out []*Issuer
+	for i, isf := range files {
+		at := fmt.Sprintf("$.issuers[%d]", i)
+		is := &Issuer{Issuer: isf.Issuer, Line: c.line(at)}
+		if isf.Issuer == "" {
+			c.errorf(at+".issuer", "is required")
+		}
+		for _, prev := range out {
+			if prev.Issuer == is.Issuer && is.Issuer != "" {
+				c.errorf(at+".issuer", "issuer %q is listed twice; the first is at line %d", is.Issuer, prev.Line)
+			}
+		}
+		if len(isf.Scopes) == 0 {
+			c.errorf(at+".scopes", "is required: list the scopes the issuer grants")
+		} else {
+			is.Scopes = c.list(at+".scopes", isf.Scopes, "", checkScope)
+		}
+		out = append(out, is)
+	}
+	return out
 }
 
 func routePath(i int) string { return fmt.Sprintf("$.routes[%d]", i) }
@@ -120,8 +181,9 @@ type entry struct {
 	ok    bool      // no errors: the route can be compiled
 }
 
-// route validates and converts the i-th route of the file.
-func (c *checker) route(i int, rf *routeFile) *entry {
+// route validates and converts the i-th route of the file. dryRun is the
+// policy-wide mode.
+func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 	at := routePath(i)
 	nerrs := len(c.errs)
 	r := &Route{
@@ -129,6 +191,13 @@ func (c *checker) route(i int, rf *routeFile) *entry {
 		Public: rf.Public,
 		Deny:   rf.Deny,
 		Line:   c.line(at),
+	}
+	if rf.Public {
+		if rf.Mode != "" {
+			c.errorf(at+".mode", "a public route denies nothing, so it has no mode")
+		}
+	} else {
+		r.DryRun = c.mode(at+".mode", rf.Mode, dryRun)
 	}
 	e := &entry{route: r, index: i}
 

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"os"
 	"slices"
+
+	"github.com/scopegate/scopegate/internal/yamlfile"
 )
 
 // Default says what a request that no route matches gets.
@@ -21,11 +23,18 @@ const (
 // compiled matcher shares.
 type Policy struct {
 	Default Default
-	Routes  []*Route // in file order
-	Version string   // first 12 hex digits of the SHA-256 of the file
+	// DryRun is the policy-wide mode: routes that do not set their own
+	// mode, and requests that no route matches, are in dry run when it is
+	// set (mode: dry_run).
+	DryRun  bool
+	Routes  []*Route  // in file order
+	Issuers []*Issuer // the scopes each issuer grants, as the file declares them
+	Tests   []*Test   // the test cases of the file's tests section
+	Version string    // first 12 hex digits of the SHA-256 of the file
 	File    string
 
-	m *matcher
+	m   *matcher
+	src *yamlfile.File // for Lint's positions
 }
 
 // Route is one entry of a policy's routes.
@@ -34,6 +43,9 @@ type Route struct {
 	Public  bool // no token needed
 	Deny    bool // always refused
 	Require Requirement
+	// DryRun marks a route whose denials are computed and reported but
+	// not enforced (mode: dry_run, its own or the policy's).
+	DryRun bool
 
 	// The match, normalized: Methods upper case, Hosts lower case, and Path
 	// with slashes merged, no trailing slash and literal segments
@@ -43,6 +55,14 @@ type Route struct {
 	Path    string
 
 	Line int // line of the route in the file, for messages
+}
+
+// Issuer lists the scopes an identity provider can grant. The server does
+// not use it: Lint warns of required scopes that no issuer grants.
+type Issuer struct {
+	Issuer string
+	Scopes []string
+	Line   int // line of the issuer in the file, for messages
 }
 
 // Requirement is what a token must carry for a route that is neither public
@@ -66,10 +86,15 @@ func Parse(name string, data []byte) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(data)
-	p.Version = hex.EncodeToString(sum[:6])
+	p.Version = version(data)
 	p.File = name
 	return p, nil
+}
+
+// version returns the version of a policy file's content.
+func version(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6])
 }
 
 // Load reads and parses the policy file name.

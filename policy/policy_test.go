@@ -84,6 +84,36 @@ func TestParse(t *testing.T) {
 			t.Errorf("AllOf = %q, Clients = %q", r.AllOf, r.Clients)
 		}
 	})
+	t.Run("routes_take_the_policy_mode_unless_they_set_their_own", func(t *testing.T) {
+		p := mustParse(t, "version: 1\nmode: dry_run\nroutes:\n"+
+			"  - name: inherits\n    match: { path: /a }\n"+
+			"  - name: enforced\n    match: { path: /b }\n    mode: enforce\n"+
+			"  - name: open\n    match: { path: /c }\n    public: true\n")
+		if !p.DryRun {
+			t.Error("policy DryRun = false, want true")
+		}
+		for _, want := range []struct {
+			name   string
+			dryRun bool
+		}{{"inherits", true}, {"enforced", false}, {"open", false}} {
+			if r := routeByName(p, want.name); r.DryRun != want.dryRun {
+				t.Errorf("route %s: DryRun = %v, want %v", want.name, r.DryRun, want.dryRun)
+			}
+		}
+	})
+	t.Run("mode_is_enforce_when_absent", func(t *testing.T) {
+		p := mustParse(t, "version: 1\nroutes:\n  - name: r\n    match: { path: /a }\n    deny: true\n")
+		if p.DryRun || p.Routes[0].DryRun {
+			t.Errorf("DryRun = %v, route DryRun = %v, want both false", p.DryRun, p.Routes[0].DryRun)
+		}
+	})
+	t.Run("issuers_list_their_scopes", func(t *testing.T) {
+		p := mustParse(t, "version: 1\nissuers:\n  - issuer: https://idp.example.com\n    scopes: [a, b, a]\n")
+		want := []*Issuer{{Issuer: "https://idp.example.com", Scopes: []string{"a", "b"}, Line: 3}}
+		if !reflect.DeepEqual(p.Issuers, want) {
+			t.Errorf("Issuers = %+v, want %+v", p.Issuers, want)
+		}
+	})
 	t.Run("duplicates_in_lists_are_dropped", func(t *testing.T) {
 		p := mustParse(t, "version: 1\nroutes:\n  - name: x\n    match: { path: /x, methods: [GET, get], hosts: [a.example.com, A.example.com.] }\n")
 		r := p.Routes[0]
@@ -91,6 +121,15 @@ func TestParse(t *testing.T) {
 			t.Errorf("Methods = %q, Hosts = %q", r.Methods, r.Hosts)
 		}
 	})
+}
+
+func routeByName(p *Policy, name string) *Route {
+	for _, r := range p.Routes {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
 }
 
 func mustParse(t testing.TB, src string) *Policy {
@@ -224,6 +263,12 @@ func TestParseErrors(t *testing.T) {
 		{"mapping_in_a_list", head + "    match: { path: /x }\n    require: { clients: [{a: b}] }\n", []string{":5:", "routes[0].require", "got a mapping, want a string"}},
 		{"string_for_a_list", head + "    match: { path: /x, methods: GET }\n", []string{":4:", "routes[0].match", `got a string ("GET"), want a list`}},
 		{"version_as_a_string", "version: \"1\"\n", []string{":1:", "version", "want a number"}},
+		{"bad_policy_mode", "version: 1\nmode: shadow\n", []string{":2:", "mode", `"shadow"`, `"dry_run"`}},
+		{"bad_route_mode", head + "    match: { path: /x }\n    mode: dryrun\n", []string{":5:", "routes[0].mode", `"dryrun"`}},
+		{"public_route_with_a_mode", head + "    match: { path: /x }\n    public: true\n    mode: dry_run\n", []string{":6:", "routes[0].mode", "public route denies nothing"}},
+		{"issuer_without_scopes", "version: 1\nissuers:\n  - issuer: https://a\n", []string{":3:", "issuers[0].scopes", "is required"}},
+		{"issuer_listed_twice", "version: 1\nissuers:\n  - { issuer: https://a, scopes: [x] }\n  - { issuer: https://a, scopes: [y] }\n", []string{":4:", "issuers[1].issuer", "listed twice", "line 3"}},
+		{"issuer_with_a_bad_scope", "version: 1\nissuers:\n  - { issuer: https://a, scopes: [\"a b\"] }\n", []string{":3:", "issuers[0].scopes[0]", "not a scope"}},
 		{"overlapping_routes", "version: 1\nroutes:\n" +
 			"  - name: a\n    match: { path: /x, methods: [GET, POST], hosts: [a.example.com, b.example.com] }\n" +
 			"  - name: b\n    match: { path: /x, methods: [GET], hosts: [b.example.com] }\n",
@@ -270,6 +315,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nroutes:\n- name: a\n  match: {path: \"/a/{x}/**\", hosts: [\"*.a.b\"]}\n  require: {scopes: {all_of: [x], any_of: [y]}}\n"))
 	f.Add([]byte("&a [*a]"))
 	f.Add([]byte("version: 1\nroutes: !!map {}\n"))
+	f.Add([]byte("version: 1\nroutes:\n- {name: a, match: {path: \"/a/**\"}}\n- {name: b, match: {path: \"/a/{x}\", hosts: [\"*.b\"]}, deny: true, mode: dry_run}\n" +
+		"tests:\n- {name: t, request: {method: GET, path: /a}, token: none, expect: {status: 401}}\n- {name: u, request: {method: GET, path: /a}, token: {scopes: [x]}, expect: allow}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse("fuzz.yaml", data)
 		if err != nil {
@@ -290,6 +337,25 @@ func FuzzParse(f *testing.F) {
 			got := p.Match("get", "X.A.B:80", path)
 			if len(all) == 0 && got != nil || len(all) > 0 && got != all[0] {
 				t.Fatalf("Match(%q) = %v, but MatchAll = %v", path, got, all)
+			}
+		}
+		for _, w := range Lint(p) {
+			if w.Line == 0 {
+				t.Fatalf("warning without a line: %s", w)
+			}
+		}
+		// Lint's example requests must match both routes they were built
+		// for.
+		for i, a := range p.Routes {
+			for _, b := range p.Routes[i+1:] {
+				ex, ok := overlap(a, b, patternSegments(a.Path), patternSegments(b.Path))
+				if !ok {
+					continue
+				}
+				all := p.MatchAll(ex.method, ex.host, ex.path)
+				if !slices.Contains(all, a) || !slices.Contains(all, b) {
+					t.Fatalf("overlap(%q, %q) = %s, which MatchAll matches to %v", a.Name, b.Name, ex, names(all))
+				}
 			}
 		}
 	})

@@ -1,0 +1,318 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Warning is a problem Lint finds in a valid policy: the server accepts
+// it, but its author may not mean it.
+type Warning struct {
+	Check  string // the kind of problem, a stable name: "overlap" or "unknown_scope"
+	File   string
+	Line   int    // 1-based; 0 when unknown
+	Column int    // 1-based; 0 when unknown
+	Field  string // e.g. "routes[2].match"
+	Msg    string
+	// Source is the offending line of the file with a caret under the
+	// column, as yamlfile.Error.Source returns it, or "".
+	Source string
+}
+
+// String formats w as "file:line:column: field: message", the form of
+// the errors Parse returns.
+func (w *Warning) String() string {
+	var b strings.Builder
+	b.WriteString(w.File)
+	if w.Line > 0 {
+		fmt.Fprintf(&b, ":%d", w.Line)
+		if w.Column > 0 {
+			fmt.Fprintf(&b, ":%d", w.Column)
+		}
+	}
+	b.WriteString(": ")
+	if w.Field != "" {
+		b.WriteString(w.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(w.Msg)
+	return b.String()
+}
+
+// Lint returns the warnings of p, a policy returned by Parse or Load, in
+// the order of the file:
+//
+//   - overlap: two routes with different outcomes both match some
+//     request, so that precedence decides between them. The warning is
+//     at the route that wins, with an example request and why it wins. A
+//     route matching every request (/** without hosts or methods) acts as
+//     a default, and its overlaps are not reported.
+//   - unknown_scope: a route requires a scope that no issuer of the
+//     policy's issuers section grants. Without that section there is
+//     nothing to compare with, and no warning.
+//
+// Lint compares every pair of routes, so it is for reviewing a policy,
+// not for loading one.
+func Lint(p *Policy) []*Warning {
+	if p.src == nil {
+		return nil
+	}
+	l := &linter{p: p}
+	l.overlaps()
+	l.unknownScopes()
+	slices.SortStableFunc(l.out, func(a, b *Warning) int { return cmp.Compare(a.Line, b.Line) })
+	return l.out
+}
+
+type linter struct {
+	p   *Policy
+	out []*Warning
+}
+
+func (l *linter) warn(check, path, format string, args ...any) {
+	e := l.p.src.Errorf(path, format, args...)
+	l.out = append(l.out, &Warning{Check: check, File: e.File, Line: e.Line, Column: e.Column, Field: e.Field, Msg: e.Msg, Source: e.Source()})
+}
+
+func (l *linter) overlaps() {
+	routes := l.p.Routes
+	// Split once: a policy of n routes has n²/2 pairs.
+	segs := make([][]string, len(routes))
+	for i, r := range routes {
+		segs[i] = patternSegments(r.Path)
+	}
+	for i, a := range routes {
+		if matchesEverything(a) {
+			continue
+		}
+		for j := i + 1; j < len(routes); j++ {
+			b := routes[j]
+			if matchesEverything(b) || sameOutcome(a, b) {
+				continue
+			}
+			ex, ok := overlap(a, b, segs[i], segs[j])
+			if !ok {
+				continue
+			}
+			all := l.p.MatchAll(ex.method, ex.host, ex.path)
+			wi, lj := i, j
+			ia, ib := slices.Index(all, a), slices.Index(all, b)
+			if ia < 0 || ib < 0 {
+				continue // overlap builds a request both match; MatchAll agrees
+			}
+			if ib < ia {
+				wi, lj = j, i
+			}
+			win, lose := routes[wi], routes[lj]
+			msg := fmt.Sprintf("route %q and route %q at line %d both match %s, and %q decides it because %s; %q %s, while %q %s",
+				win.Name, lose.Name, lose.Line, ex, win.Name, Precedence(win, lose, ex.host),
+				win.Name, win.Effect(), lose.Name, lose.Effect())
+			if win.DryRun && !lose.DryRun {
+				msg += fmt.Sprintf("; while %q is in dry run, requests that %q would deny are allowed", win.Name, lose.Name)
+			}
+			l.warn("overlap", routePath(wi)+".match", "%s", msg)
+		}
+	}
+}
+
+func (l *linter) unknownScopes() {
+	if len(l.p.Issuers) == 0 {
+		return
+	}
+	granted := make(map[string]bool)
+	for _, is := range l.p.Issuers {
+		for _, s := range is.Scopes {
+			granted[s] = true
+		}
+	}
+	for i, r := range l.p.Routes {
+		for _, list := range []struct {
+			field  string
+			scopes []string
+		}{{"all_of", r.Require.AllOf}, {"any_of", r.Require.AnyOf}} {
+			for _, s := range list.scopes {
+				if !granted[s] {
+					l.warn("unknown_scope", routePath(i)+".require.scopes."+list.field,
+						"route %q requires scope %q, which no issuer in issuers grants", r.Name, s)
+				}
+			}
+		}
+	}
+}
+
+// Effect describes what r asks of a request, such as "requires scopes
+// all_of [orders:read]" or "is public", with " (dry run)" when r is in dry
+// run.
+func (r *Route) Effect() string {
+	var s string
+	switch {
+	case r.Public:
+		return "is public"
+	case r.Deny:
+		s = "denies every request"
+	default:
+		var parts []string
+		rq := &r.Require
+		for _, f := range []struct {
+			name string
+			list []string
+		}{{"scopes all_of", rq.AllOf}, {"scopes any_of", rq.AnyOf}, {"clients", rq.Clients}, {"audiences", rq.Audiences}} {
+			if len(f.list) > 0 {
+				parts = append(parts, fmt.Sprintf("%s [%s]", f.name, strings.Join(f.list, " ")))
+			}
+		}
+		if len(parts) == 0 {
+			s = "admits any valid token"
+		} else {
+			s = "requires " + strings.Join(parts, ", ")
+		}
+	}
+	if r.DryRun {
+		s += " (dry run)"
+	}
+	return s
+}
+
+// matchesEverything reports whether r matches every request.
+func matchesEverything(r *Route) bool {
+	return r.Path == "/**" && len(r.Hosts) == 0 && len(r.Methods) == 0
+}
+
+func sameOutcome(a, b *Route) bool {
+	ra, rb := &a.Require, &b.Require
+	return a.Public == b.Public && a.Deny == b.Deny && a.DryRun == b.DryRun &&
+		sameSet(ra.AllOf, rb.AllOf) && sameSet(ra.AnyOf, rb.AnyOf) &&
+		sameSet(ra.Clients, rb.Clients) && sameSet(ra.Audiences, rb.Audiences)
+}
+
+// example is a request, built to show an overlap.
+type example struct{ method, host, path string }
+
+func (e example) String() string {
+	if e.host == "" {
+		return e.method + " " + e.path
+	}
+	return e.method + " " + e.path + " on host " + e.host
+}
+
+// overlap returns a request that both a and b match, if there is one.
+// sa and sb are the segments of their paths.
+func overlap(a, b *Route, sa, sb []string) (example, bool) {
+	var ex example
+	var ok bool
+	if ex.method, ok = commonMethod(a.Methods, b.Methods); !ok {
+		return ex, false
+	}
+	if ex.host, ok = commonHost(a.Hosts, b.Hosts); !ok {
+		return ex, false
+	}
+	ex.path, ok = commonPath(sa, sb)
+	return ex, ok
+}
+
+func commonMethod(a, b []string) (string, bool) {
+	switch {
+	case len(a) == 0 && len(b) == 0:
+		return "GET", true
+	case len(a) == 0:
+		return b[0], true
+	case len(b) == 0:
+		return a[0], true
+	}
+	for _, m := range a {
+		if slices.Contains(b, m) {
+			return m, true
+		}
+	}
+	return "", false
+}
+
+// commonHost returns a host that both lists match, "" for any host.
+func commonHost(a, b []string) (string, bool) {
+	switch {
+	case len(a) == 0 && len(b) == 0:
+		return "", true
+	case len(a) == 0:
+		return concreteHost(b[0]), true
+	case len(b) == 0:
+		return concreteHost(a[0]), true
+	}
+	for _, x := range a {
+		for _, y := range b {
+			for _, h := range []string{concreteHost(x), concreteHost(y)} {
+				if hostCovers(x, h) && hostCovers(y, h) {
+					return h, true
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+// concreteHost returns a host that the host or wildcard pattern matches.
+func concreteHost(pattern string) string {
+	if suffix, ok := strings.CutPrefix(pattern, "*."); ok {
+		return "x." + suffix
+	}
+	return pattern
+}
+
+func hostCovers(pattern, host string) bool {
+	if suffix, ok := strings.CutPrefix(pattern, "*."); ok {
+		return strings.HasSuffix(host, "."+suffix)
+	}
+	return pattern == host
+}
+
+// commonPath returns a path that both patterns, split into segments,
+// match.
+func commonPath(sa, sb []string) (string, bool) {
+	var out []string
+	for i := 0; ; i++ {
+		endA, endB := i == len(sa), i == len(sb)
+		restA := !endA && segmentKind(sa[i]) == segRest
+		restB := !endB && segmentKind(sb[i]) == segRest
+		switch {
+		case restA:
+			return joinPath(appendConcrete(out, sb[i:])), true
+		case restB:
+			return joinPath(appendConcrete(out, sa[i:])), true
+		case endA || endB:
+			return joinPath(out), endA && endB
+		}
+		x, y := sa[i], sb[i]
+		switch kx, ky := segmentKind(x), segmentKind(y); {
+		case kx == segLiteral && ky == segLiteral:
+			if x != y {
+				return "", false
+			}
+			out = append(out, x)
+		case kx == segLiteral:
+			out = append(out, x)
+		case ky == segLiteral:
+			out = append(out, y)
+		default:
+			out = append(out, "1")
+		}
+	}
+}
+
+// appendConcrete appends to out a path that the pattern segments segs
+// match: each literal, "1" for a parameter, nothing for a final **.
+func appendConcrete(out, segs []string) []string {
+	for _, s := range segs {
+		switch segmentKind(s) {
+		case segLiteral:
+			out = append(out, s)
+		case segParam:
+			out = append(out, "1")
+		}
+	}
+	return out
+}
+
+func joinPath(segs []string) string {
+	return "/" + strings.Join(segs, "/")
+}
