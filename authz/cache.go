@@ -1,0 +1,69 @@
+package authz
+
+import (
+	"context"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+)
+
+// TokenCache holds what a token provider said about tokens, keyed by
+// TokenKey, so that a token is not sent to its provider on every request.
+// It holds the provider's answers, never decisions.
+//
+// Get and Set return an error only when the cache itself could not be used
+// (a Redis server that cannot be reached). The caller treats a failed Get
+// as a miss and a failed Set as done: a cache never decides a check.
+type TokenCache interface {
+	Get(ctx context.Context, key [32]byte) (t CachedToken, ok bool, err error)
+	// Set stores t under key until t.Until.
+	Set(ctx context.Context, key [32]byte, t CachedToken) error
+}
+
+// CachedToken is a provider's answer about one token, as a TokenCache
+// holds it.
+type CachedToken struct {
+	// Claims are an active token's claims; nil records that the provider
+	// said the token is not active. They are shared by every reader of the
+	// cache: treat them as read-only.
+	Claims *Claims
+	// Until is when the answer goes stale and the provider must be asked
+	// again.
+	Until time.Time
+}
+
+// DefaultCacheEntries bounds a MemoryCache made with no explicit bound.
+const DefaultCacheEntries = 100_000
+
+// MemoryCache is the in-process TokenCache. It holds at most a fixed number
+// of entries, evicting the least useful first, and drops each entry when it
+// goes stale. It never fails and is safe for concurrent use.
+type MemoryCache struct {
+	c *otter.Cache[[32]byte, CachedToken]
+}
+
+// NewMemoryCache returns a MemoryCache of at most maxEntries entries, or
+// DefaultCacheEntries when maxEntries is not positive.
+func NewMemoryCache(maxEntries int) *MemoryCache {
+	if maxEntries <= 0 {
+		maxEntries = DefaultCacheEntries
+	}
+	return &MemoryCache{c: otter.Must(&otter.Options[[32]byte, CachedToken]{
+		MaximumSize: maxEntries,
+		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[[32]byte, CachedToken]) time.Duration {
+			return time.Until(e.Value.Until)
+		}),
+	})}
+}
+
+// Get returns the fresh entry for key, if any.
+func (m *MemoryCache) Get(_ context.Context, key [32]byte) (CachedToken, bool, error) {
+	t, ok := m.c.GetIfPresent(key)
+	return t, ok, nil
+}
+
+// Set stores t under key until t.Until.
+func (m *MemoryCache) Set(_ context.Context, key [32]byte, t CachedToken) error {
+	m.c.Set(key, t)
+	return nil
+}

@@ -1,0 +1,251 @@
+package authz_test
+
+import (
+	"context"
+	"encoding/hex"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/internal/testutil"
+)
+
+// testCache runs the tests every TokenCache must pass.
+func testCache(t *testing.T, c authz.TokenCache) {
+	ctx := context.Background()
+	until := time.UnixMilli(time.Now().Add(time.Minute).UnixMilli())
+	claims := &authz.Claims{
+		Issuer: "https://idp.example.com", Subject: "svc", ClientID: "svc",
+		Audience: []string{"orders"}, Scopes: []string{"orders:read"},
+		Expiry: time.Unix(time.Now().Add(time.Hour).Unix(), 0),
+	}
+	// Enough keys to land on every node of a cluster.
+	for i := range 30 {
+		active, inactive := authz.TokenKey(newToken(t)), authz.TokenKey(newToken(t))
+		for key, want := range map[[32]byte]authz.CachedToken{
+			active:   {Claims: claims, Until: until},
+			inactive: {Until: until},
+		} {
+			if err := c.Set(ctx, key, want); err != nil {
+				t.Fatalf("Set %d: %v", i, err)
+			}
+			got, ok, err := c.Get(ctx, key)
+			if err != nil || !ok {
+				t.Fatalf("Get %d after Set = ok %v, err %v; want a hit", i, ok, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("Get %d:\n got %+v\nwant %+v", i, got, want)
+			}
+		}
+	}
+	if _, ok, err := c.Get(ctx, authz.TokenKey(newToken(t))); ok || err != nil {
+		t.Errorf("Get of an unknown key = ok %v, err %v; want a miss", ok, err)
+	}
+
+	key := authz.TokenKey(newToken(t))
+	if err := c.Set(ctx, key, authz.CachedToken{Claims: claims, Until: time.Now().Add(100 * time.Millisecond)}); err != nil {
+		t.Fatalf("Set: %v", err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if _, ok, err := c.Get(ctx, key); ok || err != nil {
+		t.Errorf("Get of a stale entry = ok %v, err %v; want a miss", ok, err)
+	}
+}
+
+func TestMemoryCache(t *testing.T) {
+	testCache(t, authz.NewMemoryCache(0))
+}
+
+func TestRedisCache(t *testing.T) {
+	testCache(t, authz.NewRedisCache(redisClient(t, testutil.Redis(t)), 2*time.Second))
+}
+
+func TestIntrospectRedisTier(t *testing.T) {
+	testIntrospectRedisTier(t, []string{testutil.Redis(t)})
+}
+
+func TestRedisCluster(t *testing.T) {
+	addrs := testutil.RedisCluster(t)
+	t.Run("cache", func(t *testing.T) {
+		testCache(t, authz.NewRedisCache(redisClient(t, addrs...), 2*time.Second))
+	})
+	t.Run("introspect", func(t *testing.T) {
+		testIntrospectRedisTier(t, addrs)
+	})
+}
+
+// testIntrospectRedisTier checks that Introspectors with separate memory
+// caches share answers through Redis at addrs, and that Redis never holds a
+// token.
+func testIntrospectRedisTier(t *testing.T, addrs []string) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	// A generous timeout, lest a Redis slowed by a busy machine send
+	// checks to the provider.
+	cfg.Cache.Redis = &authz.Redis{Addrs: addrs, Timeout: 2 * time.Second}
+	first, second := newIntrospector(t, cfg), newIntrospector(t, cfg)
+	ctx := context.Background()
+	active, inactive := newToken(t), newToken(t)
+	srv.Register(active, activeResponse())
+	for _, in := range []*authz.Introspector{first, second} {
+		c, err := in.Verify(ctx, active)
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if c.ClientID != "billing" || len(c.Scopes) != 2 {
+			t.Fatalf("claims = %+v", c)
+		}
+		_, err = in.Verify(ctx, inactive)
+		wantReason(t, err, authz.ReasonInactive, false)
+	}
+	if n := srv.Calls(); n != 2 {
+		t.Errorf("provider calls = %d, want 2: the second instance should find both answers in Redis", n)
+	}
+	if s := second.Stats(); s.L2Hits != 2 || s.Calls != 0 {
+		t.Errorf("second instance's Stats = %+v, want 2 L2 hits and no calls", s)
+	}
+
+	// Redis holds the answers under hashes of the tokens, and no token.
+	client := redisClient(t, addrs...)
+	found := 0
+	want := map[string]bool{
+		authz.RedisKeyPrefix + hexKey(active):   true,
+		authz.RedisKeyPrefix + hexKey(inactive): true,
+	}
+	scanRedis(t, client, func(key, value string) {
+		if want[key] {
+			found++
+		}
+		for _, token := range []string{active, inactive} {
+			if strings.Contains(key, token) || strings.Contains(value, token) {
+				t.Errorf("Redis key %s or its value contains a token", key)
+			}
+		}
+	})
+	if found != len(want) {
+		t.Errorf("found %d of the %d keys of the tokens checked", found, len(want))
+	}
+}
+
+func TestIntrospectRedisDown(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	rs := testutil.StartRedis(t)
+	cfg := introspectionConfig(t, srv)
+	// Longer than the default, lest a Redis slowed by a busy machine send
+	// checks to the provider; short enough to bound a check when Redis
+	// is stuck.
+	cfg.Cache.Redis = &authz.Redis{Addrs: []string{rs.Addr}, Timeout: 250 * time.Millisecond}
+	first, second := newIntrospector(t, cfg), newIntrospector(t, cfg)
+	ctx := context.Background()
+	verify := func(in *authz.Introspector, token string) {
+		t.Helper()
+		if _, err := in.Verify(ctx, token); err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+	}
+	token := func() string {
+		tok := newToken(t)
+		srv.Register(tok, activeResponse())
+		return tok
+	}
+	calls := func(want int) {
+		t.Helper()
+		if n := srv.Calls(); n != want {
+			t.Fatalf("provider calls = %d, want %d", n, want)
+		}
+	}
+
+	a := token()
+	verify(first, a)
+	verify(second, a)
+	calls(1)
+
+	// Down: checks go to the provider.
+	rs.Stop()
+	b := token()
+	verify(first, b)
+	verify(second, b)
+	calls(3)
+	verify(first, b) // the memory caches still work
+	verify(second, a)
+	calls(3)
+	if s := first.Stats(); s.RedisErrors == 0 {
+		t.Errorf("Stats = %+v, want Redis errors counted", s)
+	}
+
+	// Back, empty: the clients reconnect by themselves and share again.
+	rs.Start()
+	c := token()
+	verify(first, c)
+	verify(second, c)
+	calls(4)
+
+	// Stuck: every Redis call gives up after its timeout.
+	rs.Pause()
+	defer rs.Resume()
+	d := token()
+	start := time.Now()
+	verify(first, d)
+	if elapsed, limit := time.Since(start), 2*cfg.Cache.Redis.Timeout+200*time.Millisecond; elapsed > limit {
+		t.Errorf("Verify with Redis stuck took %v, want at most %v", elapsed, limit)
+	}
+	calls(5)
+}
+
+func hexKey(token string) string {
+	k := authz.TokenKey(token)
+	return hex.EncodeToString(k[:])
+}
+
+// redisClient returns a client of its own for the test to look into Redis
+// at addrs.
+func redisClient(t *testing.T, addrs ...string) redis.UniversalClient {
+	t.Helper()
+	c, err := (&authz.Redis{Addrs: addrs, Timeout: 5 * time.Second}).NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// scanRedis calls fn with every scopegate token key of every master of
+// client and its value, one call at a time.
+func scanRedis(t *testing.T, client redis.UniversalClient, fn func(key, value string)) {
+	t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	scan := func(ctx context.Context, c *redis.Client) error {
+		it := c.Scan(ctx, 0, authz.RedisKeyPrefix+"*", 1000).Iterator()
+		for it.Next(ctx) {
+			v, err := c.Get(ctx, it.Val()).Result()
+			if err == redis.Nil {
+				continue // expired since the scan saw it
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			fn(it.Val(), v)
+			mu.Unlock()
+		}
+		return it.Err()
+	}
+	var err error
+	switch c := client.(type) {
+	case *redis.ClusterClient:
+		err = c.ForEachMaster(ctx, scan)
+	case *redis.Client:
+		err = scan(ctx, c)
+	default:
+		t.Fatalf("unexpected Redis client %T", client)
+	}
+	if err != nil {
+		t.Fatalf("scanning Redis: %v", err)
+	}
+}

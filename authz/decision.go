@@ -1,0 +1,436 @@
+package authz
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+
+	"github.com/scopegate/scopegate/policy"
+)
+
+// DefaultMaxTokenSize is the longest bearer token accepted when
+// Options.MaxTokenSize is zero. Longer ones are refused before parsing.
+const DefaultMaxTokenSize = 8 << 10
+
+// Decision is the answer to one check.
+type Decision struct {
+	Allow bool
+	// WouldDeny marks a deny that dry run turned into an allow (see
+	// policy.Route.DryRun): Allow is true, and Status, Reason, Error,
+	// Description and Required describe the deny, for the audit log.
+	WouldDeny bool
+	// Status is the HTTP status Envoy answers with on a deny, 200 on
+	// allow; with WouldDeny, the status of the deny.
+	Status int
+	Reason Reason
+	// Description is a human sentence for the caller and the logs. It never
+	// contains the token.
+	Description string
+	// Error is the RFC 6750 error code ("invalid_request", "invalid_token",
+	// "insufficient_scope") or "" when the challenge carries none.
+	Error string
+	Route string // the matched route's name, or ""
+	Path  string // the normalized path, or "" when it could not be normalized
+	// Required lists the scopes the route requires, for the RFC 6750
+	// scope attribute of an insufficient_scope challenge.
+	Required []string
+	// Claims are the verified token's claims, or nil when no token was
+	// verified. They may be shared with a cache: treat them as read-only.
+	Claims        *Claims
+	PolicyVersion string
+}
+
+// HeaderNames names the headers that carry the caller's identity upstream.
+// Empty names take the defaults.
+type HeaderNames struct {
+	ClientID string `yaml:"client_id"` // default x-scopegate-client-id
+	Subject  string `yaml:"subject"`   // default x-scopegate-subject
+	Scopes   string `yaml:"scopes"`    // default x-scopegate-scopes
+	// Claims maps a token claim to a header, e.g. tenant: x-tenant-id.
+	Claims map[string]string `yaml:"claims"`
+	// RemoveAuthorization strips the authorization header before the
+	// request goes upstream.
+	RemoveAuthorization bool `yaml:"remove_authorization"`
+}
+
+// Options tunes an Authorizer. The zero value works.
+type Options struct {
+	Realm        string // the RFC 6750 realm; default "scopegate"
+	MaxTokenSize int    // default DefaultMaxTokenSize
+	Headers      HeaderNames
+}
+
+// Authorizer decides requests: it finds the route in the policy, verifies
+// the bearer token and checks the route's requirements. It is safe for
+// concurrent use, and the policy can be swapped while it serves.
+type Authorizer struct {
+	policy   atomic.Pointer[policy.Policy]
+	verifier Verifier
+	realm    string
+	maxToken int
+	headers  HeaderNames
+	// owned lists every identity header scopegate sets, so that callers
+	// cannot send their own values of them upstream.
+	owned []string
+}
+
+// New returns an Authorizer that decides against p with tokens checked by v.
+func New(p *policy.Policy, v Verifier, opts Options) *Authorizer {
+	a := &Authorizer{verifier: v, realm: opts.Realm, maxToken: opts.MaxTokenSize, headers: opts.Headers}
+	if a.realm == "" {
+		a.realm = "scopegate"
+	}
+	if a.maxToken <= 0 {
+		a.maxToken = DefaultMaxTokenSize
+	}
+	h := &a.headers
+	h.ClientID = headerOr(h.ClientID, "x-scopegate-client-id")
+	h.Subject = headerOr(h.Subject, "x-scopegate-subject")
+	h.Scopes = headerOr(h.Scopes, "x-scopegate-scopes")
+	a.owned = []string{h.ClientID, h.Subject, h.Scopes}
+	for _, name := range h.Claims {
+		a.owned = append(a.owned, strings.ToLower(name))
+	}
+	a.policy.Store(p)
+	return a
+}
+
+func headerOr(name, def string) string {
+	if name == "" {
+		return def
+	}
+	return strings.ToLower(name)
+}
+
+// SetPolicy swaps the policy. Checks under way finish with the policy they
+// started with.
+func (a *Authorizer) SetPolicy(p *policy.Policy) { a.policy.Store(p) }
+
+// Policy returns the policy in use.
+func (a *Authorizer) Policy() *policy.Policy { return a.policy.Load() }
+
+// Realm returns the RFC 6750 realm of the challenges.
+func (a *Authorizer) Realm() string { return a.realm }
+
+// Check decides r. It never fails: whatever goes wrong becomes a deny. On
+// a route in dry run (policy.Route.DryRun), a deny that the token or the
+// policy causes is allowed and marked WouldDeny.
+func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
+	p := a.policy.Load()
+	d, route, decided := match(p, r)
+	if !decided {
+		token, reason, desc := bearer(r.Header["authorization"], a.maxToken)
+		if reason != "" {
+			d = d.badBearer(reason, desc)
+		} else {
+			d = a.verify(ctx, d, route, token)
+		}
+	}
+	return d.dryRun(p, route)
+}
+
+// Decide decides r as Check does for a request whose bearer token verified
+// to claims, or that carries no token when claims is nil. It runs the code
+// Check runs once the token is verified, on the same policy, and needs no
+// Verifier: `scopegate policy test` decides its test cases with it.
+func (a *Authorizer) Decide(r *Request, claims *Claims) Decision {
+	p := a.policy.Load()
+	d, route, decided := match(p, r)
+	if !decided {
+		if claims == nil {
+			_, reason, desc := bearer("", a.maxToken)
+			d = d.badBearer(reason, desc)
+		} else {
+			d = authorize(d, route, claims)
+		}
+	}
+	return d.dryRun(p, route)
+}
+
+// match normalizes r's path and finds its route in p. It reports whether
+// that decides r without a token: a bad path, a deny or public route, or
+// no route under default: deny.
+func match(p *policy.Policy, r *Request) (d Decision, route *policy.Route, decided bool) {
+	d.PolicyVersion = p.Version
+	path, err := policy.NormalizePath(r.Path)
+	if err != nil {
+		return d.deny(http.StatusBadRequest, ReasonBadPath, "", "the request path is not allowed: "+err.Error()), nil, true
+	}
+	d.Path = path
+	route = p.Match(r.Method, r.Host, path)
+	if route == nil {
+		if p.Default != policy.DefaultAuthenticated {
+			return d.deny(http.StatusForbidden, ReasonNoRoute, "", "no policy route matches this request"), nil, true
+		}
+		return d, nil, false
+	}
+	d.Route = route.Name
+	switch {
+	case route.Deny:
+		return d.deny(http.StatusForbidden, ReasonRouteDenied, "", "the policy denies this route"), route, true
+	case route.Public:
+		d.Allow, d.Status, d.Reason = true, http.StatusOK, ReasonPublic
+		return d, route, true
+	}
+	return d, route, false
+}
+
+// verify verifies token and decides with its claims.
+func (a *Authorizer) verify(ctx context.Context, d Decision, route *policy.Route, token string) Decision {
+	claims, err := a.verifier.Verify(ctx, token)
+	if err != nil {
+		te := tokenError(err)
+		switch {
+		case te.Unavailable:
+			return d.deny(http.StatusServiceUnavailable, te.Reason, "", te.Description)
+		case te.Reason == ReasonInternal:
+			return d.deny(http.StatusInternalServerError, te.Reason, "", te.Description)
+		}
+		return d.deny(http.StatusUnauthorized, te.Reason, "invalid_token", te.Description)
+	}
+	if claims == nil {
+		return d.deny(http.StatusInternalServerError, ReasonInternal, "", "the token could not be verified")
+	}
+	return authorize(d, route, claims)
+}
+
+// authorize checks the requirements of route, nil for a request no route
+// matches under default: authenticated, against a verified token's claims.
+func authorize(d Decision, route *policy.Route, claims *Claims) Decision {
+	d.Claims = claims
+	if route != nil {
+		req := &route.Require
+		if !req.AudienceAllowed(claims.Audience) {
+			return d.deny(http.StatusUnauthorized, ReasonAudienceNotAllowed, "invalid_token", "the token's audience is not accepted on this route")
+		}
+		if !req.ClientAllowed(claims.ClientID) {
+			return d.deny(http.StatusForbidden, ReasonClientNotAllowed, "", "this client is not allowed on this route")
+		}
+		if !req.ScopesMet(claims.Scopes) {
+			d.Required = req.Required()
+			return d.deny(http.StatusForbidden, ReasonInsufficientScope, "insufficient_scope", missingScopes(req, claims.Scopes))
+		}
+	}
+	d.Allow, d.Status, d.Reason = true, http.StatusOK, ReasonAllowed
+	return d
+}
+
+// badBearer denies a request whose authorization header holds no usable
+// bearer token, for the reason bearer gave.
+func (d Decision) badBearer(reason Reason, desc string) Decision {
+	code := "invalid_request"
+	if reason == ReasonTokenMissing {
+		// RFC 6750 section 3.1: a request without credentials gets a
+		// challenge without an error code.
+		code = ""
+	}
+	return d.deny(http.StatusUnauthorized, reason, code, desc)
+}
+
+// dryRun turns d, if it is a deny, into an allow marked WouldDeny when the
+// route that decided it is in dry run, or, for a request no route matches,
+// when the policy is. Dry run covers what the policy decides about the
+// caller: its token and the route's requirements. It never covers a path
+// that cannot be matched safely, a request without HTTP attributes or an
+// internal error.
+func (d Decision) dryRun(p *policy.Policy, route *policy.Route) Decision {
+	dry := p.DryRun
+	if route != nil {
+		dry = route.DryRun
+	}
+	if d.Allow || !dry {
+		return d
+	}
+	switch d.Reason {
+	case ReasonBadPath, ReasonBadRequest, ReasonInternal:
+		return d
+	}
+	d.Allow, d.WouldDeny = true, true
+	return d
+}
+
+// missingScopes says which scopes a token lacks, so that the owner of the
+// calling service can tell what to ask its identity provider for.
+func missingScopes(req *policy.Requirement, granted []string) string {
+	var b strings.Builder
+	b.WriteString("the token lacks ")
+	var allOf []string
+	for _, s := range req.AllOf {
+		if !slices.Contains(granted, s) {
+			allOf = append(allOf, s)
+		}
+	}
+	if len(allOf) > 0 {
+		b.WriteString("scope ")
+		b.WriteString(strings.Join(allOf, ", "))
+	}
+	if len(req.AnyOf) > 0 && !slices.ContainsFunc(req.AnyOf, func(s string) bool { return slices.Contains(granted, s) }) {
+		if len(allOf) > 0 {
+			b.WriteString(" and ")
+		}
+		b.WriteString("one of ")
+		b.WriteString(strings.Join(req.AnyOf, ", "))
+	}
+	return b.String()
+}
+
+func (d Decision) deny(status int, reason Reason, code, desc string) Decision {
+	d.Allow, d.Status, d.Reason, d.Error, d.Description = false, status, reason, code, desc
+	return d
+}
+
+// bearer extracts the token from an authorization header value. The scheme
+// is case-insensitive and exactly one token must follow it: a header that
+// Envoy joined from several authorization headers is malformed.
+func bearer(h string, maxSize int) (token string, reason Reason, desc string) {
+	if h == "" {
+		return "", ReasonTokenMissing, "the request carries no bearer token"
+	}
+	const scheme = "bearer "
+	if len(h) < len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", ReasonTokenMalformed, "the authorization header is not a bearer token"
+	}
+	token = strings.TrimLeft(h[len(scheme):], " ")
+	if len(token) > maxSize {
+		return "", ReasonTokenTooLarge, "the bearer token is too large"
+	}
+	if !isB64Token(token) {
+		return "", ReasonTokenMalformed, "the authorization header must hold exactly one bearer token"
+	}
+	return token, "", ""
+}
+
+// isB64Token reports whether s is an RFC 6750 b64token:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+func isB64Token(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// Header is one HTTP header to set.
+type Header struct{ Name, Value string }
+
+// Upstream returns the identity headers to set on an allowed request and
+// the headers to remove from it. Every identity header the caller sent is
+// either overwritten or removed, so none can be spoofed.
+func (a *Authorizer) Upstream(d *Decision) (set []Header, remove []string) {
+	h := &a.headers
+	c := d.Claims
+	if c == nil {
+		remove = append(remove, a.owned...)
+	} else {
+		set = appendOrRemove(set, &remove, h.ClientID, c.ClientID)
+		set = appendOrRemove(set, &remove, h.Subject, c.Subject)
+		set = appendOrRemove(set, &remove, h.Scopes, strings.Join(c.Scopes, " "))
+		for claim, name := range h.Claims {
+			set = appendOrRemove(set, &remove, strings.ToLower(name), c.Extra[claim])
+		}
+	}
+	if h.RemoveAuthorization {
+		remove = append(remove, "authorization")
+	}
+	return set, remove
+}
+
+func appendOrRemove(set []Header, remove *[]string, name, value string) []Header {
+	if value == "" {
+		*remove = append(*remove, name)
+		return set
+	}
+	return append(set, Header{name, value})
+}
+
+// Challenge returns the WWW-Authenticate value of a deny, or "" when the
+// deny has none (a 403 that no token could fix).
+func (a *Authorizer) Challenge(d *Decision) string {
+	if d.Allow || (d.Status != http.StatusUnauthorized && d.Error != "insufficient_scope") {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(`Bearer realm="`)
+	b.WriteString(quote(a.realm))
+	b.WriteByte('"')
+	if d.Error != "" {
+		b.WriteString(`, error="`)
+		b.WriteString(d.Error)
+		b.WriteString(`", error_description="`)
+		b.WriteString(quote(d.Description))
+		b.WriteByte('"')
+	}
+	if len(d.Required) > 0 {
+		b.WriteString(`, scope="`)
+		b.WriteString(quote(strings.Join(d.Required, " ")))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// quote keeps a value inside an RFC 7230 quoted-string: RFC 6750 limits
+// error_description and scope to printable ASCII without '"' and '\'.
+func quote(s string) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			b[i] = '\''
+		}
+	}
+	return string(b)
+}
+
+// Body returns the small JSON body of a deny.
+func (d *Decision) Body() []byte {
+	code := d.Error
+	if code == "" {
+		switch d.Status {
+		case http.StatusBadRequest:
+			code = "invalid_request"
+		case http.StatusServiceUnavailable:
+			code = "temporarily_unavailable"
+		case http.StatusInternalServerError:
+			code = "server_error"
+		default:
+			code = "access_denied"
+		}
+	}
+	body := struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+		Reason      Reason `json:"reason"`
+		Route       string `json:"route,omitempty"`
+		Scope       string `json:"scope,omitempty"`
+	}{code, d.Description, d.Reason, d.Route, strings.Join(d.Required, " ")}
+	b, _ := json.Marshal(body) // cannot fail: strings only
+	return b
+}

@@ -1,0 +1,695 @@
+package authz
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+)
+
+// Introspection configures RFC 7662 token introspection, which checks the
+// tokens scopegate cannot verify itself: opaque tokens, and the JWTs of
+// issuers marked introspect_jwts.
+type Introspection struct {
+	// Endpoint is the provider's introspection endpoint. When it is empty,
+	// DiscoverIntrospection fills it from the introspection_endpoint of
+	// Issuer's discovery document.
+	Endpoint string `yaml:"endpoint"`
+	// Issuer is the provider whose OpenID Connect discovery document names
+	// the endpoint, when Endpoint is empty.
+	Issuer string `yaml:"issuer"`
+	// Audiences, when set, must intersect an introspected token's aud, as
+	// an issuer's audiences must a JWT's: a token minted for another API
+	// must not pass here.
+	Audiences []string `yaml:"audiences"`
+	// AuthMethod is how scopegate authenticates to the endpoint:
+	// "client_secret_basic" (the default) or "client_secret_post".
+	AuthMethod string `yaml:"auth_method"`
+	ClientID   string `yaml:"client_id"`
+	// The client secret is read from a file or from an environment
+	// variable, never from the configuration itself.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	ClientSecretEnv  string `yaml:"client_secret_env"`
+	// Timeout bounds one introspection request; default
+	// DefaultIntrospectionTimeout.
+	Timeout time.Duration      `yaml:"timeout"`
+	Cache   IntrospectionCache `yaml:"cache"`
+	Breaker CircuitBreaker     `yaml:"breaker"`
+}
+
+// IntrospectionCache configures the cache of introspection answers. An
+// answer is cached in process and, when Redis is set, in Redis too, so that
+// every instance shares it. A cached active token is accepted until its
+// answer goes stale, even if it is revoked meanwhile: MaxTTL bounds that
+// delay.
+type IntrospectionCache struct {
+	// MaxTTL bounds how long an active token's answer is cached; it is
+	// never cached past the token's exp. Nil means DefaultMaxTTL; zero
+	// turns all caching off, of inactive answers too, so that every check
+	// asks the provider.
+	MaxTTL *time.Duration `yaml:"max_ttl"`
+	// NegativeTTL is how long an inactive answer is cached. Nil means
+	// DefaultNegativeTTL; zero caches no inactive answer.
+	NegativeTTL *time.Duration `yaml:"negative_ttl"`
+	// MaxEntries bounds the in-process cache; zero means
+	// DefaultCacheEntries.
+	MaxEntries int `yaml:"max_entries"`
+	// Redis, when set, adds a tier shared by every instance behind the
+	// in-process one.
+	Redis *Redis `yaml:"redis"`
+}
+
+// CircuitBreaker configures how introspection stops calling a provider that
+// keeps failing. After Failures consecutive failures, checks that need the
+// provider are denied at once for Backoff; then one check is let through as
+// a probe. A failed probe doubles the wait, up to MaxBackoff; a successful
+// one closes the breaker.
+type CircuitBreaker struct {
+	Failures   int           `yaml:"failures"`    // default 5
+	Backoff    time.Duration `yaml:"backoff"`     // default 1s
+	MaxBackoff time.Duration `yaml:"max_backoff"` // default 30s
+}
+
+// Defaults of an Introspection configuration.
+const (
+	DefaultIntrospectionTimeout = 500 * time.Millisecond
+	DefaultMaxTTL               = 5 * time.Minute
+	DefaultNegativeTTL          = 10 * time.Second
+)
+
+// The client authentication methods of RFC 6749 section 2.3.1.
+const (
+	ClientSecretBasic = "client_secret_basic"
+	ClientSecretPost  = "client_secret_post"
+)
+
+// maxIntrospectionResponse bounds the response body read from a provider.
+const maxIntrospectionResponse = 64 << 10
+
+// Validate reports every problem of c, with fields named as in YAML
+// relative to the introspection block.
+func (c *Introspection) Validate() []FieldError {
+	var errs []FieldError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case c.Endpoint != "" && c.Issuer != "":
+		add("issuer", "set endpoint or issuer (to discover the endpoint), not both")
+	case c.Endpoint != "":
+		if err := checkEndpoint(c.Endpoint); err != nil {
+			add("endpoint", "%v", err)
+		}
+	case c.Issuer != "":
+		if err := checkEndpoint(c.Issuer); err != nil {
+			add("issuer", "%v", err)
+		}
+	default:
+		add("endpoint", "the introspection endpoint is required: set endpoint, or issuer to discover it")
+	}
+	switch c.AuthMethod {
+	case "", ClientSecretBasic, ClientSecretPost:
+	default:
+		add("auth_method", "%q is not %s or %s", c.AuthMethod, ClientSecretBasic, ClientSecretPost)
+	}
+	if c.ClientID == "" {
+		add("client_id", "the client scopegate authenticates as is required")
+	}
+	switch {
+	case c.ClientSecretFile == "" && c.ClientSecretEnv == "":
+		add("client_secret_file", "the client secret is required: set client_secret_file or client_secret_env")
+	case c.ClientSecretFile != "" && c.ClientSecretEnv != "":
+		add("client_secret_file", "set client_secret_file or client_secret_env, not both")
+	}
+	nonNegative := func(field string, d time.Duration) {
+		if d < 0 {
+			add(field, "must not be negative")
+		}
+	}
+	nonNegative("timeout", c.Timeout)
+	if c.Cache.MaxTTL != nil {
+		nonNegative("cache.max_ttl", *c.Cache.MaxTTL)
+	}
+	if c.Cache.NegativeTTL != nil {
+		nonNegative("cache.negative_ttl", *c.Cache.NegativeTTL)
+	}
+	if c.Cache.MaxEntries < 0 {
+		add("cache.max_entries", "must not be negative")
+	}
+	if c.Cache.Redis != nil {
+		for _, fe := range c.Cache.Redis.Validate() {
+			add("cache.redis."+fe.Field, "%s", fe.Msg)
+		}
+	}
+	if c.Breaker.Failures < 0 {
+		add("breaker.failures", "must not be negative")
+	}
+	nonNegative("breaker.backoff", c.Breaker.Backoff)
+	nonNegative("breaker.max_backoff", c.Breaker.MaxBackoff)
+	if c.Breaker.Backoff > 0 && c.Breaker.MaxBackoff > 0 && c.Breaker.MaxBackoff < c.Breaker.Backoff {
+		add("breaker.max_backoff", "must not be shorter than backoff")
+	}
+	return errs
+}
+
+// checkEndpoint requires an absolute https URL, or http to a loopback host.
+func checkEndpoint(endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Host == "":
+		return fmt.Errorf("%q is not an absolute URL", endpoint)
+	case u.Scheme == "https":
+		return nil
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return nil
+	}
+	return fmt.Errorf("%q must be an https URL: the token and the client secret travel in it", endpoint)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// IntrospectorOptions tunes an Introspector beyond its configuration. The
+// zero value works.
+type IntrospectorOptions struct {
+	// HTTPClient sends the introspection requests, for a custom TLS
+	// configuration; nil means a client of the Introspector's own. Redirects
+	// are never followed, whatever its policy.
+	HTTPClient *http.Client
+	// Logger receives the rate-limited reports of a failing Redis; nil
+	// means slog.Default().
+	Logger *slog.Logger
+	// ExtraClaims names the string members of an introspection response to
+	// copy into Claims.Extra.
+	ExtraClaims []string
+}
+
+// Introspector is the Verifier of tokens by RFC 7662 introspection. It
+// caches the provider's answers in process and, when configured, in Redis;
+// sends one request for all concurrent checks of one token; and stops
+// calling a failing provider for a while (see CircuitBreaker). It is safe
+// for concurrent use.
+type Introspector struct {
+	endpoint string
+	clientID string
+	secret   string
+	post     bool // client_secret_post rather than client_secret_basic
+	timeout  time.Duration
+	client   *http.Client
+	extra    []string
+	aud      []string
+
+	maxTTL time.Duration // of an active answer
+	negTTL time.Duration // of an inactive answer
+	l1, l2 TokenCache    // nil when caching is off; l2 nil without Redis
+	redis  redis.UniversalClient
+
+	flights singleflight.Group
+	breaker breaker
+
+	log        *slog.Logger
+	redisLogs  rate.Sometimes
+	stats      introspectionCounters
+	closeRedis sync.Once
+}
+
+// NewIntrospector returns an Introspector for cfg. It reads the client
+// secret and, with a Redis tier, the Redis password; it does not contact
+// the provider or Redis.
+func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector, error) {
+	if fes := cfg.Validate(); len(fes) > 0 {
+		errs := make([]error, len(fes))
+		for i, fe := range fes {
+			errs[i] = fe
+		}
+		return nil, fmt.Errorf("introspection: %w", errors.Join(errs...))
+	}
+	if cfg.Endpoint == "" {
+		return nil, errors.New("introspection: no endpoint: set endpoint or discover the provider's introspection_endpoint")
+	}
+	secret, err := readSecret(cfg.ClientSecretFile, cfg.ClientSecretEnv)
+	if err != nil {
+		return nil, fmt.Errorf("introspection: client secret: %w", err)
+	}
+	in := &Introspector{
+		endpoint: cfg.Endpoint,
+		clientID: cfg.ClientID,
+		secret:   secret,
+		post:     cfg.AuthMethod == ClientSecretPost,
+		timeout:  cmp.Or(cfg.Timeout, DefaultIntrospectionTimeout),
+		extra:    opts.ExtraClaims,
+		aud:      cfg.Audiences,
+		maxTTL:   DefaultMaxTTL,
+		negTTL:   DefaultNegativeTTL,
+		breaker: breaker{
+			threshold:  cmp.Or(cfg.Breaker.Failures, 5),
+			minBackoff: cmp.Or(cfg.Breaker.Backoff, time.Second),
+			maxBackoff: cmp.Or(cfg.Breaker.MaxBackoff, 30*time.Second),
+		},
+		log:       cmp.Or(opts.Logger, slog.Default()),
+		redisLogs: rate.Sometimes{Interval: 10 * time.Second},
+	}
+	in.client = newIntrospectionClient(opts.HTTPClient)
+	if d := cfg.Cache.MaxTTL; d != nil {
+		in.maxTTL = *d
+	}
+	if d := cfg.Cache.NegativeTTL; d != nil {
+		in.negTTL = *d
+	}
+	if in.maxTTL == 0 {
+		return in, nil
+	}
+	in.l1 = NewMemoryCache(cfg.Cache.MaxEntries)
+	if r := cfg.Cache.Redis; r != nil {
+		in.redis, err = r.NewClient()
+		if err != nil {
+			return nil, fmt.Errorf("introspection: cache: %w", err)
+		}
+		in.l2 = NewRedisCache(in.redis, r.Timeout)
+	}
+	return in, nil
+}
+
+func newIntrospectionClient(c *http.Client) *http.Client {
+	var client http.Client
+	if c != nil {
+		client = *c
+	} else {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Every check of an uncached token is a request to one host: keep
+		// enough connections open that a burst does not dial anew.
+		t.MaxIdleConnsPerHost = 64
+		client.Transport = t
+	}
+	// A redirect would carry the token and the client secret elsewhere.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &client
+}
+
+// Close releases the Introspector's Redis connections.
+func (in *Introspector) Close() error {
+	if in.redis == nil {
+		return nil
+	}
+	var err error
+	in.closeRedis.Do(func() { err = in.redis.Close() })
+	return err
+}
+
+// Verify returns the claims of an active token. It refuses an inactive
+// token with ReasonInactive and an expired one with ReasonTokenExpired. It
+// refuses with Unavailable set when the provider could not give an answer:
+// with ReasonIntrospectionDown when it could not be reached in time or the
+// breaker is open, with ReasonIntrospection when it answered but not
+// usefully. The returned Claims may be shared with the cache: treat them as
+// read-only.
+func (in *Introspector) Verify(ctx context.Context, token string) (*Claims, error) {
+	key := TokenKey(token)
+	if in.l1 != nil {
+		if t, ok, _ := in.l1.Get(ctx, key); ok {
+			in.stats.l1Hits.Add(1)
+			return in.verdict(t)
+		}
+		in.stats.l1Misses.Add(1)
+	}
+	return in.await(ctx, key, token)
+}
+
+// await returns the answer for the token under key, sharing one load with
+// every concurrent check of the same token.
+func (in *Introspector) await(ctx context.Context, key [32]byte, token string) (*Claims, error) {
+	// The flight outlives a caller that gives up, for the others waiting on
+	// it; its requests are bounded by their own timeouts.
+	fctx := context.WithoutCancel(ctx)
+	ch := in.flights.DoChan(hex.EncodeToString(key[:]), func() (any, error) {
+		return in.load(fctx, key, token)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return in.verdict(r.Val.(CachedToken))
+	case <-ctx.Done():
+		return nil, &TokenError{Reason: ReasonIntrospectionDown, Unavailable: true,
+			Description: "the check was abandoned while the token was being introspected", Err: ctx.Err()}
+	}
+}
+
+// verdict returns the claims of t's token now, or why it is refused. The
+// audience is checked here, not when the answer is cached, so that the
+// cache (shared through Redis) holds only what the provider said.
+func (in *Introspector) verdict(t CachedToken) (*Claims, error) {
+	c, err := t.verdict(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if len(in.aud) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(in.aud, a) }) {
+		return nil, &TokenError{Reason: ReasonBadAudience, Description: "the token is not meant for this audience"}
+	}
+	return c, nil
+}
+
+// verdict returns the claims of t's token at now, or why it is refused.
+func (t CachedToken) verdict(now time.Time) (*Claims, error) {
+	switch {
+	case t.Claims == nil:
+		return nil, &TokenError{Reason: ReasonInactive, Description: "the token is not active"}
+	case !t.Claims.Expiry.IsZero() && !now.Before(t.Claims.Expiry):
+		return nil, &TokenError{Reason: ReasonTokenExpired, Description: "the token has expired"}
+	}
+	return t.Claims, nil
+}
+
+// load finds the answer for the token under key in Redis or else asks the
+// provider, and caches what it finds.
+func (in *Introspector) load(ctx context.Context, key [32]byte, token string) (CachedToken, error) {
+	if in.l2 != nil {
+		t, ok, err := in.l2.Get(ctx, key)
+		switch {
+		case err != nil:
+			in.redisFailed(err)
+		case ok:
+			in.stats.l2Hits.Add(1)
+			in.l1.Set(ctx, key, t)
+			return t, nil
+		default:
+			in.stats.l2Misses.Add(1)
+		}
+	}
+	probe, ok := in.breaker.allow(time.Now())
+	if !ok {
+		in.stats.shortCircuits.Add(1)
+		return CachedToken{}, &TokenError{Reason: ReasonIntrospectionDown, Unavailable: true,
+			Description: "the introspection endpoint is failing; retry later"}
+	}
+	in.stats.calls.Add(1)
+	t, err := in.introspect(ctx, token)
+	var te *TokenError
+	failed := errors.As(err, &te) && te.Unavailable
+	in.breaker.record(probe, !failed, time.Now())
+	if err != nil {
+		if failed {
+			in.stats.failures.Add(1)
+		}
+		return CachedToken{}, err
+	}
+	if in.l1 != nil && time.Now().Before(t.Until) {
+		in.l1.Set(ctx, key, t)
+		if in.l2 != nil {
+			if err := in.l2.Set(ctx, key, t); err != nil {
+				in.redisFailed(err)
+			}
+		}
+	}
+	return t, nil
+}
+
+// redisFailed counts and reports a Redis failure. The check goes on
+// without Redis: a cache never decides a check.
+func (in *Introspector) redisFailed(err error) {
+	n := in.stats.redisErrors.Add(1)
+	in.redisLogs.Do(func() {
+		in.log.Warn("token cache: Redis failed; checks go on without it", "err", err, "redis_errors", n)
+	})
+}
+
+// introspect asks the provider about token. Its answer holds until the
+// cache should drop it.
+func (in *Introspector) introspect(ctx context.Context, token string) (CachedToken, error) {
+	ctx, cancel := context.WithTimeout(ctx, in.timeout)
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	if in.post {
+		form.Set("client_id", in.clientID)
+		form.Set("client_secret", in.secret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return CachedToken{}, introspectionFailed("the introspection request could not be made", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if !in.post {
+		// RFC 6749 section 2.3.1: the credentials are form-encoded first.
+		req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
+	}
+	resp, err := in.client.Do(req)
+	if err != nil {
+		return CachedToken{}, introspectionDown(err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return CachedToken{}, introspectionDown(fmt.Errorf("introspection endpoint answered %s", resp.Status))
+	default:
+		return CachedToken{}, introspectionFailed("the introspection endpoint refused the request",
+			fmt.Errorf("introspection endpoint answered %s", resp.Status))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIntrospectionResponse+1))
+	if err != nil {
+		return CachedToken{}, introspectionDown(err)
+	}
+	if len(body) > maxIntrospectionResponse {
+		return CachedToken{}, introspectionFailed("the introspection response is too large",
+			fmt.Errorf("introspection response exceeds %d bytes", maxIntrospectionResponse))
+	}
+	return in.parse(body, time.Now())
+}
+
+func introspectionDown(err error) *TokenError {
+	return &TokenError{Reason: ReasonIntrospectionDown, Unavailable: true,
+		Description: "the introspection endpoint did not answer in time; retry later", Err: err}
+}
+
+// introspectionFailed is the refusal of a token the provider gave no usable
+// answer about. The token may be valid, so the caller should retry rather
+// than fetch a new one.
+func introspectionFailed(desc string, err error) *TokenError {
+	return &TokenError{Reason: ReasonIntrospection, Unavailable: true, Description: desc, Err: err}
+}
+
+// parse reads an introspection response received at now. Members are
+// matched by exact name, and a member of the wrong JSON type fails the whole
+// response: a provider's answer is trusted only when it is well formed.
+func (in *Introspector) parse(body []byte, now time.Time) (CachedToken, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return CachedToken{}, introspectionFailed("the introspection response is not a JSON object", err)
+	}
+	var active bool
+	if ok, err := member(m, "active", &active); !ok || err != nil {
+		return CachedToken{}, introspectionFailed("the introspection response has no boolean active member", err)
+	}
+	if !active {
+		return CachedToken{Until: now.Add(in.negTTL)}, nil
+	}
+	var (
+		c                = &Claims{}
+		scope, tokenType string
+		tokenUse         string
+		exp, iat         numericDate
+		aud              audience
+		errs             []error
+	)
+	for _, f := range []struct {
+		name string
+		v    any
+	}{
+		{"iss", &c.Issuer}, {"sub", &c.Subject}, {"client_id", &c.ClientID}, {"aud", &aud},
+		{"scope", &scope}, {"token_type", &tokenType}, {"exp", &exp}, {"iat", &iat},
+		{"token_use", &tokenUse},
+	} {
+		if _, err := member(m, f.name, f.v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return CachedToken{}, introspectionFailed("the introspection response is malformed", errors.Join(errs...))
+	}
+	// The access token types of RFC 6749 section 7.1: scopegate checks no
+	// proof of possession, so a DPoP- or MAC-bound token must not pass as a
+	// bearer token.
+	if tokenType != "" && !strings.EqualFold(tokenType, "bearer") {
+		return CachedToken{}, &TokenError{Reason: ReasonTokenType, Description: "the token is not a bearer access token"}
+	}
+	// Ory Hydra answers token_type Bearer for refresh tokens too, and tells
+	// them apart only by token_use: a refresh token must not pass as an
+	// access token.
+	if tokenUse != "" && tokenUse != "access_token" {
+		return CachedToken{}, &TokenError{Reason: ReasonTokenType, Description: "the token is not an access token"}
+	}
+	c.ClientID = cmp.Or(c.ClientID, c.Subject)
+	c.Audience = aud
+	if scopes := strings.Fields(scope); len(scopes) > 0 {
+		c.Scopes = scopes
+	}
+	c.Expiry, c.IssuedAt = time.Time(exp), time.Time(iat)
+	for _, name := range in.extra {
+		var s string
+		if ok, err := member(m, name, &s); ok && err == nil {
+			if c.Extra == nil {
+				c.Extra = make(map[string]string, len(in.extra))
+			}
+			c.Extra[name] = s
+		}
+	}
+	until := now.Add(in.maxTTL)
+	if !c.Expiry.IsZero() && c.Expiry.Before(until) {
+		until = c.Expiry
+	}
+	return CachedToken{Claims: c, Until: until}, nil
+}
+
+// member decodes the member name of m into v, reporting whether it is
+// present; null counts as absent.
+func member(m map[string]json.RawMessage, name string, v any) (bool, error) {
+	raw, ok := m[name]
+	if !ok || bytes.Equal(raw, []byte("null")) {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("member %s: %w", name, err)
+	}
+	return true, nil
+}
+
+// numericDate is a JSON NumericDate: seconds since the Unix epoch, whole
+// seconds kept.
+type numericDate time.Time
+
+func (d *numericDate) UnmarshalJSON(b []byte) error {
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	// Up to the end of year 9999: a larger number is no date.
+	if f < 0 || f > 253402300799 {
+		return fmt.Errorf("%s is not a NumericDate", b)
+	}
+	*d = numericDate(time.Unix(int64(f), 0))
+	return nil
+}
+
+// audience is an aud member: one string or an array of them.
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*a = audience{s}
+		return nil
+	}
+	var ss []string
+	if err := json.Unmarshal(b, &ss); err != nil {
+		return errors.New("not a string or an array of strings")
+	}
+	*a = ss
+	return nil
+}
+
+// IntrospectionStats counts what an Introspector did since it was made.
+type IntrospectionStats struct {
+	L1Hits, L1Misses uint64 // in-process cache lookups
+	L2Hits, L2Misses uint64 // Redis lookups that got an answer
+	RedisErrors      uint64 // Redis calls that failed or timed out
+	Calls            uint64 // requests sent to the provider
+	Failures         uint64 // requests that got no usable answer
+	ShortCircuits    uint64 // checks denied at once by the open breaker
+}
+
+type introspectionCounters struct {
+	l1Hits, l1Misses, l2Hits, l2Misses atomic.Uint64
+	redisErrors, calls, failures       atomic.Uint64
+	shortCircuits                      atomic.Uint64
+}
+
+// Stats returns the Introspector's counters.
+func (in *Introspector) Stats() IntrospectionStats {
+	s := &in.stats
+	return IntrospectionStats{
+		L1Hits: s.l1Hits.Load(), L1Misses: s.l1Misses.Load(),
+		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
+		RedisErrors: s.redisErrors.Load(),
+		Calls:       s.calls.Load(), Failures: s.failures.Load(),
+		ShortCircuits: s.shortCircuits.Load(),
+	}
+}
+
+// breaker is a circuit breaker for one provider: closed, it lets every call
+// through; after threshold consecutive failures it opens, letting none
+// through until a back-off has passed; then it lets one probe through,
+// which closes it or opens it again for twice as long.
+type breaker struct {
+	threshold              int
+	minBackoff, maxBackoff time.Duration
+
+	mu       sync.Mutex
+	failures int           // consecutive
+	backoff  time.Duration // of the current or last opening
+	until    time.Time     // when the current opening ends
+	probing  bool          // a probe is under way
+}
+
+// allow reports whether a call may go to the provider at now, and whether
+// that call is the probe of an open breaker.
+func (b *breaker) allow(now time.Time) (probe, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.failures < b.threshold:
+		return false, true
+	case b.probing || now.Before(b.until):
+		return false, false
+	}
+	b.probing = true
+	return true, true
+}
+
+// record notes at now whether an allowed call succeeded.
+func (b *breaker) record(probe, success bool, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if probe {
+		b.probing = false
+	}
+	if success {
+		b.failures, b.backoff = 0, 0
+		return
+	}
+	b.failures++
+	switch {
+	case probe:
+		b.backoff = min(2*b.backoff, b.maxBackoff)
+		b.until = now.Add(b.backoff)
+	case b.failures == b.threshold:
+		b.backoff = b.minBackoff
+		b.until = now.Add(b.backoff)
+	}
+}

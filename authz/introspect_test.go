@@ -1,0 +1,649 @@
+package authz_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/internal/testutil"
+)
+
+// newToken returns a fresh random opaque token.
+func newToken(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 32)
+	rand.Read(b)
+	return "op_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// activeResponse is an introspection response for an active token that
+// expires in an hour.
+func activeResponse() map[string]any {
+	now := time.Now()
+	return map[string]any{
+		"active":     true,
+		"iss":        "https://idp.example.com",
+		"sub":        "svc-billing",
+		"client_id":  "billing",
+		"aud":        []string{"orders", "invoices"},
+		"scope":      "orders:read invoices:write",
+		"token_type": "Bearer",
+		"exp":        now.Add(time.Hour).Unix(),
+		"iat":        now.Unix(),
+	}
+}
+
+// introspectionConfig returns a configuration for srv whose secret is in a
+// file.
+func introspectionConfig(t testing.TB, srv *testutil.IntrospectionServer) authz.Introspection {
+	t.Helper()
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte(srv.ClientSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return authz.Introspection{Endpoint: srv.URL, ClientID: srv.ClientID, ClientSecretFile: secret}
+}
+
+func newIntrospector(t testing.TB, cfg authz.Introspection) *authz.Introspector {
+	t.Helper()
+	in, err := authz.NewIntrospector(cfg, authz.IntrospectorOptions{})
+	if err != nil {
+		t.Fatalf("NewIntrospector: %v", err)
+	}
+	t.Cleanup(func() { in.Close() })
+	return in
+}
+
+func duration(d time.Duration) *time.Duration { return &d }
+
+// wantReason fails the test unless err is a *TokenError with reason and
+// the given unavailability.
+func wantReason(t testing.TB, err error, reason authz.Reason, unavailable bool) {
+	t.Helper()
+	var te *authz.TokenError
+	if !errors.As(err, &te) {
+		t.Fatalf("error = %v, want a *TokenError %s", err, reason)
+	}
+	if te.Reason != reason || te.Unavailable != unavailable {
+		t.Fatalf("error = %v (unavailable %v), want %s (unavailable %v)", err, te.Unavailable, reason, unavailable)
+	}
+}
+
+func TestIntrospectActive(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	tests := []struct {
+		name     string
+		response map[string]any
+		want     authz.Claims
+	}{
+		{
+			"full response",
+			map[string]any{
+				"active": true, "iss": "https://idp.example.com", "sub": "svc-billing", "client_id": "billing",
+				"aud": []string{"orders", "invoices"}, "scope": "orders:read  invoices:write", "token_type": "bearer",
+				"exp": exp.Unix(), "iat": 1700000000, "tenant": "acme", "level": 3,
+			},
+			authz.Claims{
+				Issuer: "https://idp.example.com", Subject: "svc-billing", ClientID: "billing",
+				Audience: []string{"orders", "invoices"}, Scopes: []string{"orders:read", "invoices:write"},
+				Expiry: exp, IssuedAt: time.Unix(1700000000, 0), Extra: map[string]string{"tenant": "acme"},
+			},
+		},
+		{
+			"client id falls back to sub, aud may be a string",
+			map[string]any{"active": true, "sub": "svc-billing", "aud": "orders", "exp": float64(exp.Unix()) + 0.5, "iss": nil},
+			authz.Claims{Subject: "svc-billing", ClientID: "svc-billing", Audience: []string{"orders"}, Expiry: exp},
+		},
+		{
+			"only active",
+			map[string]any{"active": true},
+			authz.Claims{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := introspectionConfig(t, srv)
+			in, err := authz.NewIntrospector(cfg, authz.IntrospectorOptions{ExtraClaims: []string{"tenant", "level", "absent"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			token := newToken(t)
+			srv.Register(token, tt.response)
+			c, err := in.Verify(context.Background(), token)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !reflect.DeepEqual(*c, tt.want) {
+				t.Errorf("claims:\n got %+v\nwant %+v", *c, tt.want)
+			}
+		})
+	}
+}
+
+func TestIntrospectInactive(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	_, err := in.Verify(context.Background(), newToken(t)) // unregistered: inactive
+	wantReason(t, err, authz.ReasonInactive, false)
+}
+
+func TestIntrospectExpired(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	token := newToken(t)
+	r := activeResponse()
+	r["exp"] = time.Now().Add(-time.Second).Unix()
+	srv.Register(token, r)
+	_, err := in.Verify(context.Background(), token)
+	wantReason(t, err, authz.ReasonTokenExpired, false)
+}
+
+func TestIntrospectExpiresWhileCached(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	token := newToken(t)
+	// exp is in whole seconds: the next one, unless it is too near.
+	exp := time.Now().Truncate(time.Second).Add(time.Second)
+	if time.Until(exp) < 300*time.Millisecond {
+		exp = exp.Add(time.Second)
+	}
+	r := activeResponse()
+	r["exp"] = exp.Unix()
+	srv.Register(token, r)
+	if _, err := in.Verify(context.Background(), token); err != nil {
+		t.Fatalf("Verify before exp: %v", err)
+	}
+	if _, err := in.Verify(context.Background(), token); err != nil {
+		t.Fatalf("Verify before exp, cached: %v", err)
+	}
+	if n := srv.Calls(); n != 1 {
+		t.Fatalf("provider calls before exp = %d, want 1", n)
+	}
+	time.Sleep(time.Until(exp) + 10*time.Millisecond)
+	// The provider, asked again, still says active: exp alone denies.
+	_, err := in.Verify(context.Background(), token)
+	wantReason(t, err, authz.ReasonTokenExpired, false)
+}
+
+func TestIntrospectBadResponses(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	with := func(k string, v any) map[string]any {
+		r := activeResponse()
+		r[k] = v
+		return r
+	}
+	tests := []struct {
+		name     string
+		response map[string]any
+		reason   authz.Reason
+	}{
+		{"active missing", map[string]any{"scope": "a"}, authz.ReasonIntrospection},
+		{"active null", map[string]any{"active": nil}, authz.ReasonIntrospection},
+		{"active a string", map[string]any{"active": "true"}, authz.ReasonIntrospection},
+		{"active a number", map[string]any{"active": 1}, authz.ReasonIntrospection},
+		{"differently cased active", map[string]any{"Active": true}, authz.ReasonIntrospection},
+		{"scope an array", with("scope", []string{"a"}), authz.ReasonIntrospection},
+		{"exp a string", with("exp", "2000000000"), authz.ReasonIntrospection},
+		{"exp negative", with("exp", -1), authz.ReasonIntrospection},
+		{"aud a number", with("aud", 7), authz.ReasonIntrospection},
+		{"aud an array of numbers", with("aud", []int{7}), authz.ReasonIntrospection},
+		{"client_id an object", with("client_id", map[string]any{}), authz.ReasonIntrospection},
+		{"response too large", with("pad", strings.Repeat("x", 64<<10)), authz.ReasonIntrospection},
+		{"DPoP-bound token", with("token_type", "DPoP"), authz.ReasonTokenType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// An Introspector each, lest the failures open its breaker.
+			in := newIntrospector(t, introspectionConfig(t, srv))
+			token := newToken(t)
+			srv.Register(token, tt.response)
+			c, err := in.Verify(context.Background(), token)
+			if c != nil {
+				t.Fatalf("Verify returned claims %+v", c)
+			}
+			wantReason(t, err, tt.reason, tt.reason == authz.ReasonIntrospection)
+		})
+	}
+}
+
+func TestIntrospectFaults(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		fault testutil.IntrospectionFault
+	}{
+		{"status 500", testutil.Introspection500},
+		{"garbage JSON", testutil.IntrospectionGarbage},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := testutil.NewIntrospectionServer(t)
+			in := newIntrospector(t, introspectionConfig(t, srv))
+			token := newToken(t)
+			srv.Register(token, activeResponse())
+			srv.SetFault(tt.fault)
+			_, err := in.Verify(context.Background(), token)
+			wantReason(t, err, authz.ReasonIntrospection, true)
+			// The failure is not cached.
+			srv.SetFault(testutil.IntrospectionHealthy)
+			if _, err := in.Verify(context.Background(), token); err != nil {
+				t.Fatalf("Verify once the provider is healthy: %v", err)
+			}
+		})
+	}
+}
+
+func TestIntrospectTimeout(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	cfg.Timeout = 200 * time.Millisecond
+	in := newIntrospector(t, cfg)
+	token := newToken(t)
+	srv.Register(token, activeResponse())
+	srv.SetDelay(5 * time.Second)
+	start := time.Now()
+	_, err := in.Verify(context.Background(), token)
+	elapsed := time.Since(start)
+	wantReason(t, err, authz.ReasonIntrospectionDown, true)
+	// The bound on the deny is the behaviour under test.
+	if limit := cfg.Timeout + 100*time.Millisecond; elapsed > limit {
+		t.Errorf("Verify took %v with a timeout of %v; want at most %v", elapsed, cfg.Timeout, limit)
+	}
+}
+
+func TestIntrospectProviderDead(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	cached, cold := newToken(t), newToken(t)
+	srv.Register(cached, activeResponse())
+	srv.Register(cold, activeResponse())
+	if _, err := in.Verify(context.Background(), cached); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	srv.Close()
+	_, err := in.Verify(context.Background(), cold)
+	wantReason(t, err, authz.ReasonIntrospectionDown, true)
+	// A cached active token keeps working while the provider is down.
+	if _, err := in.Verify(context.Background(), cached); err != nil {
+		t.Fatalf("Verify of a cached token with the provider down: %v", err)
+	}
+}
+
+func TestIntrospectCircuitBreaker(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	cfg.Breaker = authz.CircuitBreaker{Failures: 3, Backoff: 300 * time.Millisecond, MaxBackoff: time.Second}
+	in := newIntrospector(t, cfg)
+	ctx := context.Background()
+	srv.SetFault(testutil.Introspection500)
+	for range 3 {
+		_, err := in.Verify(ctx, newToken(t))
+		wantReason(t, err, authz.ReasonIntrospection, true)
+	}
+	for range 10 {
+		_, err := in.Verify(ctx, newToken(t))
+		wantReason(t, err, authz.ReasonIntrospectionDown, true)
+	}
+	if n := srv.Calls(); n != 3 {
+		t.Fatalf("provider calls = %d, want 3: the open breaker let calls through", n)
+	}
+
+	// After the back-off one probe goes through; it fails, and the breaker
+	// stays open twice as long.
+	time.Sleep(cfg.Breaker.Backoff)
+	_, err := in.Verify(ctx, newToken(t))
+	wantReason(t, err, authz.ReasonIntrospection, true)
+	if n := srv.Calls(); n != 4 {
+		t.Fatalf("provider calls after the first back-off = %d, want 4", n)
+	}
+	time.Sleep(cfg.Breaker.Backoff)
+	_, err = in.Verify(ctx, newToken(t))
+	wantReason(t, err, authz.ReasonIntrospectionDown, true)
+	if n := srv.Calls(); n != 4 {
+		t.Fatalf("provider calls in the doubled back-off = %d, want 4", n)
+	}
+
+	// A successful probe closes it.
+	time.Sleep(cfg.Breaker.Backoff)
+	srv.SetFault(testutil.IntrospectionHealthy)
+	token := newToken(t)
+	srv.Register(token, activeResponse())
+	if _, err := in.Verify(ctx, token); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	for range 5 {
+		_, err := in.Verify(ctx, newToken(t))
+		wantReason(t, err, authz.ReasonInactive, false)
+	}
+	if n := srv.Calls(); n != 10 {
+		t.Fatalf("provider calls after the breaker closed = %d, want 10", n)
+	}
+	s := in.Stats()
+	if s.Calls != 10 || s.Failures != 4 || s.ShortCircuits != 11 {
+		t.Errorf("Stats = %+v, want 10 calls, 4 failures, 11 short circuits", s)
+	}
+}
+
+func TestIntrospectConcurrentChecksShareOneCall(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	token := newToken(t)
+	srv.Register(token, activeResponse())
+	// Slow enough that every check starts while the first is under way.
+	srv.SetDelay(100 * time.Millisecond)
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 100 {
+		wg.Go(func() {
+			if _, err := in.Verify(context.Background(), token); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Verify: %v", err)
+	}
+	if n := srv.Calls(); n != 1 {
+		t.Errorf("provider calls = %d, want 1", n)
+	}
+}
+
+func TestIntrospectAbandonedCheckDoesNotFailOthers(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	token := newToken(t)
+	srv.Register(token, activeResponse())
+	srv.SetDelay(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	first := make(chan error, 1)
+	go func() {
+		_, err := in.Verify(ctx, token)
+		first <- err
+	}()
+	for srv.Calls() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := in.Verify(context.Background(), token); err != nil {
+		t.Errorf("Verify sharing a flight with an abandoned check: %v", err)
+	}
+	wantReason(t, <-first, authz.ReasonIntrospectionDown, true)
+	if n := srv.Calls(); n != 1 {
+		t.Errorf("provider calls = %d, want 1", n)
+	}
+}
+
+func TestIntrospectNegativeCache(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	cfg.Cache.NegativeTTL = duration(500 * time.Millisecond)
+	in := newIntrospector(t, cfg)
+	token := newToken(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for range 50 {
+		wg.Go(func() {
+			_, err := in.Verify(context.Background(), token)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		wantReason(t, err, authz.ReasonInactive, false)
+	}
+	for range 50 {
+		_, err := in.Verify(context.Background(), token)
+		wantReason(t, err, authz.ReasonInactive, false)
+	}
+	if n := srv.Calls(); n != 1 {
+		t.Fatalf("provider calls for a flood of one inactive token = %d, want 1", n)
+	}
+	time.Sleep(*cfg.Cache.NegativeTTL)
+	_, err := in.Verify(context.Background(), token)
+	wantReason(t, err, authz.ReasonInactive, false)
+	if n := srv.Calls(); n != 2 {
+		t.Fatalf("provider calls after negative_ttl = %d, want 2", n)
+	}
+}
+
+func TestIntrospectClientAuthentication(t *testing.T) {
+	methods := []string{"", authz.ClientSecretBasic, authz.ClientSecretPost}
+	for _, server := range methods[1:] {
+		for _, client := range methods {
+			t.Run("server "+server+", client "+client, func(t *testing.T) {
+				srv := testutil.NewIntrospectionServer(t)
+				srv.SetAuthMethod(server)
+				cfg := introspectionConfig(t, srv)
+				cfg.AuthMethod = client
+				in := newIntrospector(t, cfg)
+				token := newToken(t)
+				srv.Register(token, activeResponse())
+				_, err := in.Verify(context.Background(), token)
+				if cmpOr(client, authz.ClientSecretBasic) == server {
+					if err != nil {
+						t.Fatalf("Verify: %v", err)
+					}
+					return
+				}
+				wantReason(t, err, authz.ReasonIntrospection, true)
+			})
+		}
+	}
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func TestIntrospectSecretFromEnv(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	t.Setenv("SCOPEGATE_TEST_INTROSPECTION_SECRET", srv.ClientSecret)
+	cfg := authz.Introspection{Endpoint: srv.URL, ClientID: srv.ClientID, ClientSecretEnv: "SCOPEGATE_TEST_INTROSPECTION_SECRET"}
+	in := newIntrospector(t, cfg)
+	token := newToken(t)
+	srv.Register(token, activeResponse())
+	if _, err := in.Verify(context.Background(), token); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+
+	cfg.ClientSecretEnv = "SCOPEGATE_TEST_UNSET_SECRET"
+	_, err := authz.NewIntrospector(cfg, authz.IntrospectorOptions{})
+	if err == nil || !strings.Contains(err.Error(), "SCOPEGATE_TEST_UNSET_SECRET") {
+		t.Errorf("NewIntrospector with an unset secret variable: %v, want an error naming it", err)
+	}
+}
+
+func TestIntrospectCachingOff(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	cfg.Cache.MaxTTL = duration(0)
+	cfg.Cache.Redis = &authz.Redis{Addrs: []string{testutil.Redis(t)}}
+	in := newIntrospector(t, cfg)
+	active, inactive := newToken(t), newToken(t)
+	srv.Register(active, activeResponse())
+	for range 3 {
+		if _, err := in.Verify(context.Background(), active); err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		_, err := in.Verify(context.Background(), inactive)
+		wantReason(t, err, authz.ReasonInactive, false)
+	}
+	if n := srv.Calls(); n != 6 {
+		t.Errorf("provider calls with max_ttl 0 = %d, want 6", n)
+	}
+	if s := in.Stats(); s.L1Hits+s.L1Misses+s.L2Hits+s.L2Misses != 0 {
+		t.Errorf("Stats = %+v, want no cache lookups", s)
+	}
+}
+
+func TestIntrospectionValidate(t *testing.T) {
+	valid := authz.Introspection{Endpoint: "https://idp.example.com/introspect", ClientID: "scopegate", ClientSecretEnv: "SECRET"}
+	tests := []struct {
+		name   string
+		modify func(*authz.Introspection)
+		fields []string
+	}{
+		{"valid", func(*authz.Introspection) {}, nil},
+		{"endpoint left to discovery", func(c *authz.Introspection) { c.Endpoint, c.Issuer = "", "https://idp.example.com" }, nil},
+		{"no endpoint and no issuer", func(c *authz.Introspection) { c.Endpoint = "" }, []string{"endpoint"}},
+		{"endpoint and issuer", func(c *authz.Introspection) { c.Issuer = "https://idp.example.com" }, []string{"issuer"}},
+		{"http to loopback", func(c *authz.Introspection) { c.Endpoint = "http://127.0.0.1:8080/introspect" }, nil},
+		{"http elsewhere", func(c *authz.Introspection) { c.Endpoint = "http://idp.example.com/introspect" }, []string{"endpoint"}},
+		{"relative endpoint", func(c *authz.Introspection) { c.Endpoint = "/introspect" }, []string{"endpoint"}},
+		{"unknown auth method", func(c *authz.Introspection) { c.AuthMethod = "private_key_jwt" }, []string{"auth_method"}},
+		{"no client id", func(c *authz.Introspection) { c.ClientID = "" }, []string{"client_id"}},
+		{"no secret", func(c *authz.Introspection) { c.ClientSecretEnv = "" }, []string{"client_secret_file"}},
+		{"two secrets", func(c *authz.Introspection) { c.ClientSecretFile = "/run/secret" }, []string{"client_secret_file"}},
+		{"negative durations", func(c *authz.Introspection) {
+			c.Timeout = -1
+			c.Cache.MaxTTL = duration(-1)
+			c.Cache.NegativeTTL = duration(-1)
+		}, []string{"timeout", "cache.max_ttl", "cache.negative_ttl"}},
+		{"caching off", func(c *authz.Introspection) { c.Cache.MaxTTL = duration(0) }, nil},
+		{"breaker", func(c *authz.Introspection) {
+			c.Breaker = authz.CircuitBreaker{Failures: -1, Backoff: time.Minute, MaxBackoff: time.Second}
+		}, []string{"breaker.failures", "breaker.max_backoff"}},
+		{"redis", func(c *authz.Introspection) {
+			c.Cache.Redis = &authz.Redis{Addrs: []string{"a:1", "b"}, DB: 2, PasswordEnv: "P", PasswordFile: "/p", Timeout: -1}
+		}, []string{"cache.redis.addrs[1]", "cache.redis.password_file", "cache.redis.db", "cache.redis.timeout"}},
+		{"redis without address", func(c *authz.Introspection) { c.Cache.Redis = &authz.Redis{} }, []string{"cache.redis.addrs"}},
+		{"redis sentinel and cluster", func(c *authz.Introspection) {
+			c.Cache.Redis = &authz.Redis{Addrs: []string{"a:1"}, MasterName: "m", Cluster: true}
+		}, []string{"cache.redis.cluster"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := valid
+			tt.modify(&c)
+			var got []string
+			for _, fe := range c.Validate() {
+				got = append(got, fe.Field)
+			}
+			if !reflect.DeepEqual(got, tt.fields) {
+				t.Errorf("fields in error = %q, want %q", got, tt.fields)
+			}
+		})
+	}
+}
+
+func TestNewIntrospectorNeedsEndpoint(t *testing.T) {
+	_, err := authz.NewIntrospector(authz.Introspection{ClientID: "c", ClientSecretEnv: "PATH"}, authz.IntrospectorOptions{})
+	if err == nil || !strings.Contains(err.Error(), "endpoint") {
+		t.Errorf("NewIntrospector without an endpoint: %v, want an error about it", err)
+	}
+}
+
+func BenchmarkIntrospectL1Hit(b *testing.B) {
+	srv := testutil.NewIntrospectionServer(b)
+	in := newIntrospector(b, introspectionConfig(b, srv))
+	token := newToken(b)
+	srv.Register(token, activeResponse())
+	ctx := context.Background()
+	if _, err := in.Verify(ctx, token); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := in.Verify(ctx, token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkIntrospectL2Hit(b *testing.B) {
+	srv := testutil.NewIntrospectionServer(b)
+	cfg := introspectionConfig(b, srv)
+	// A generous timeout: a Redis slowed by a busy machine would send
+	// checks to the provider, which this benchmark does not measure.
+	cfg.Cache.Redis = &authz.Redis{Addrs: []string{testutil.Redis(b)}, Timeout: time.Second}
+	// Many tokens through a one-entry memory cache: nearly every check
+	// goes to Redis.
+	cfg.Cache.MaxEntries = 1
+	in := newIntrospector(b, cfg)
+	warm := newIntrospector(b, cfg)
+	tokens := make([]string, 1024)
+	ctx := context.Background()
+	for i := range tokens {
+		tokens[i] = newToken(b)
+		srv.Register(tokens[i], activeResponse())
+		if _, err := warm.Verify(ctx, tokens[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := in.Verify(ctx, tokens[i%len(tokens)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	s := in.Stats()
+	b.ReportMetric(float64(s.L2Hits)/float64(i), "l2hits/op")
+	b.ReportMetric(float64(s.Calls)/float64(i), "calls/op")
+}
+
+func BenchmarkIntrospectMiss(b *testing.B) {
+	srv := testutil.NewIntrospectionServer(b)
+	cfg := introspectionConfig(b, srv)
+	cfg.Cache.MaxTTL = duration(0)
+	in := newIntrospector(b, cfg)
+	token := newToken(b)
+	srv.Register(token, activeResponse())
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := in.Verify(ctx, token); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestIntrospectRefusesTokensNotMeantForThisService(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	cfg.Audiences = []string{"orders-api"}
+	in := newIntrospector(t, cfg)
+	exp := time.Now().Add(time.Hour).Unix()
+	tests := []struct {
+		name     string
+		response map[string]any
+		reason   authz.Reason // "" for accepted
+	}{
+		{"audience among the accepted", map[string]any{"active": true, "aud": []string{"billing-api", "orders-api"}, "exp": exp}, ""},
+		{"another API's audience", map[string]any{"active": true, "aud": "billing-api", "exp": exp}, authz.ReasonBadAudience},
+		{"no audience", map[string]any{"active": true, "exp": exp}, authz.ReasonBadAudience},
+		{"Hydra refresh token", map[string]any{"active": true, "aud": "orders-api", "token_type": "Bearer", "token_use": "refresh_token", "exp": exp}, authz.ReasonTokenType},
+		{"Hydra access token", map[string]any{"active": true, "aud": "orders-api", "token_type": "Bearer", "token_use": "access_token", "exp": exp}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			token := newToken(t)
+			srv.Register(token, tt.response)
+			for range 2 { // the second answer comes from the cache
+				_, err := in.Verify(context.Background(), token)
+				var te *authz.TokenError
+				switch {
+				case tt.reason == "" && err != nil:
+					t.Fatalf("refused: %v", err)
+				case tt.reason != "" && (!errors.As(err, &te) || te.Reason != tt.reason):
+					t.Fatalf("got %v, want %s", err, tt.reason)
+				}
+			}
+		})
+	}
+}

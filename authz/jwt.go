@@ -1,0 +1,744 @@
+package authz
+
+import (
+	"cmp"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Defaults of the JWT verification settings.
+const (
+	DefaultLeeway          = 30 * time.Second
+	DefaultRefreshInterval = 5 * time.Minute
+	DefaultRefetchCooldown = 10 * time.Second
+)
+
+// maxLeeway bounds Issuer.Leeway: a clock skew of minutes is a broken clock,
+// and a longer leeway would keep expired tokens alive.
+const maxLeeway = 5 * time.Minute
+
+// jwtAlgorithms are the algorithms an issuer may allow. All are asymmetric:
+// with HS256 and its kin the verifier's key is the signer's, and a public
+// key used as an HMAC secret lets anyone sign.
+var jwtAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// defaultJWTAlgorithms are the algorithms of an issuer that names none.
+var defaultJWTAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+
+// Issuer configures one trusted token issuer.
+type Issuer struct {
+	// Issuer is the issuer's identifier; a token is the issuer's when its
+	// iss is exactly this.
+	Issuer string `yaml:"issuer"`
+	// JWKSURI is where the issuer publishes its keys. It must be https, or
+	// http to a loopback host.
+	JWKSURI string `yaml:"jwks_uri"`
+	// Discovery finds the JWKS URL in the issuer's OpenID configuration at
+	// {issuer}/.well-known/openid-configuration, instead of JWKSURI.
+	Discovery bool `yaml:"discovery"`
+	// Audiences, when set, are the audiences scopegate accepts: a token's
+	// aud must name at least one of them.
+	Audiences []string `yaml:"audiences"`
+	// Algorithms are the signature algorithms accepted; default RS256,
+	// PS256, ES256 and EdDSA. RS, PS and ES with 256, 384 or 512, and
+	// EdDSA, may be named; none and the HS algorithms never.
+	Algorithms []string `yaml:"algorithms"`
+	// Leeway is the clock skew tolerated on exp, nbf and iat; nil means
+	// DefaultLeeway. It may not exceed 5m.
+	Leeway *time.Duration `yaml:"leeway"`
+	// MaxLifetime, when set, refuses a token whose exp is more than this
+	// after its iat, and a token without iat.
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
+	// Type, when set, is the typ header required, such as "at+jwt"
+	// (RFC 9068). It is compared case-insensitively, with or without the
+	// "application/" prefix.
+	Type string `yaml:"type"`
+	// ScopeClaim names the claim holding the scopes: "scope", a
+	// space-delimited string (RFC 9068), or "scp", an array or a
+	// space-delimited string. Empty means scope when the token has it,
+	// else scp.
+	ScopeClaim string `yaml:"scope_claim"`
+	// IntrospectJWTs sends the issuer's JWTs to introspection instead of
+	// verifying them locally, so that revocation takes effect (within the
+	// introspection cache's max_ttl).
+	IntrospectJWTs bool `yaml:"introspect_jwts"`
+}
+
+// FieldError is a problem with one setting.
+type FieldError struct {
+	Field string // the setting's YAML name, relative to its block
+	Msg   string
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// Validate returns every problem with i's settings, with fields named
+// relative to the issuer.
+func (i *Issuer) Validate() []FieldError {
+	var errs []FieldError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
+	if i.Issuer == "" {
+		add("issuer", "the issuer (the iss of its tokens) is required")
+	}
+	switch {
+	case i.Discovery && i.JWKSURI != "":
+		add("jwks_uri", "set jwks_uri or discovery, not both")
+	case i.Discovery:
+		if err := checkKeyURL(i.Issuer); err != nil && i.Issuer != "" {
+			add("issuer", "discovery needs the issuer to be a URL: %v", err)
+		}
+	case i.JWKSURI == "":
+		add("jwks_uri", "the URL of the issuer's keys is required, unless discovery is set")
+	default:
+		if err := checkKeyURL(i.JWKSURI); err != nil {
+			add("jwks_uri", "%v", err)
+		}
+	}
+	for n, a := range i.Audiences {
+		if a == "" {
+			add(fmt.Sprintf("audiences[%d]", n), "an audience must not be empty")
+		}
+	}
+	for n, alg := range i.Algorithms {
+		field := fmt.Sprintf("algorithms[%d]", n)
+		switch {
+		case slices.Contains(jwtAlgorithms, alg):
+		case strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS"):
+			add(field, "%q is never accepted: only asymmetric signatures prove who signed", alg)
+		default:
+			add(field, "%q is not one of %s", alg, strings.Join(jwtAlgorithms, ", "))
+		}
+	}
+	if i.Leeway != nil && (*i.Leeway < 0 || *i.Leeway > maxLeeway) {
+		add("leeway", "must be between 0s and %v", maxLeeway)
+	}
+	if i.MaxLifetime < 0 {
+		add("max_lifetime", "must not be negative")
+	}
+	switch i.ScopeClaim {
+	case "", "scope", "scp":
+	default:
+		add("scope_claim", `%q is not "scope" or "scp"`, i.ScopeClaim)
+	}
+	return errs
+}
+
+// JWTOptions tunes a JWTVerifier. The zero value works.
+type JWTOptions struct {
+	// Client fetches the keys and discovery documents; nil means a client
+	// with a 10s timeout. Either way responses are capped at 1 MiB and
+	// redirects must stay on https (or loopback http).
+	Client *http.Client
+	// RefreshInterval is how often each issuer's keys are fetched again;
+	// zero or less means DefaultRefreshInterval. It also bounds how long a
+	// verified token is cached, so that a key the issuer withdraws stops
+	// verifying within about one interval.
+	RefreshInterval time.Duration
+	// RefetchCooldown is the least time between two fetches of an issuer's
+	// keys for a token that names an unknown key; zero or less means
+	// DefaultRefetchCooldown. Within it, such tokens are refused at once.
+	// Until an issuer's keys are first fetched, its fetches are retried
+	// after a cooldown, then twice as long each time up to the refresh
+	// interval.
+	RefetchCooldown time.Duration
+	// CacheSize bounds the verified-token cache; zero means
+	// DefaultCacheEntries and a negative size turns the cache off.
+	CacheSize int
+	// ExtraClaims names the string claims copied into Claims.Extra.
+	ExtraClaims []string
+	// Logger receives the failures to fetch keys; nil means
+	// slog.Default(). Tokens are never logged.
+	Logger *slog.Logger
+}
+
+// JWTVerifier is the Verifier of JWT access tokens signed by the keys that
+// their issuers publish. It fetches each issuer's keys when it starts,
+// fetches them again every refresh interval and when a token names a key
+// it has not seen, and keeps the keys it has while an issuer cannot be
+// reached. It caches the claims of the tokens it verifies. It is safe for
+// concurrent use.
+type JWTVerifier struct {
+	issuers map[string]*jwtIssuer // by iss
+	parser  *jwt.Parser
+	cache   *MemoryCache     // of verified tokens; nil when off
+	maxAge  time.Duration    // of a cache entry: the refresh interval
+	extra   []string         // JWTOptions.ExtraClaims
+	now     func() time.Time // the clock of claim checks; tests set it
+	cancel  context.CancelFunc
+}
+
+// jwtIssuer is an Issuer ready to verify tokens.
+type jwtIssuer struct {
+	name        string
+	algs        []string
+	leeway      time.Duration
+	maxLifetime time.Duration
+	audiences   []string
+	typ         string // as mediaType returns it
+	scopeClaim  string
+	keys        *keySet
+	keyfunc     keyfunc.Keyfunc
+}
+
+// NewJWTVerifier returns a verifier of the tokens of issuers. It fetches
+// every issuer's keys before it returns, waiting at most the client's
+// timeout; an issuer that cannot be reached then does not fail it, but has
+// its tokens refused with ReasonIssuerUnavailable until its keys are
+// fetched, which is tried again in the background. It fails only on
+// invalid settings. Cancelling ctx, like Close, stops the background work.
+func NewJWTVerifier(ctx context.Context, issuers []Issuer, opts JWTOptions) (*JWTVerifier, error) {
+	var errs []error
+	for n, is := range issuers {
+		for _, fe := range is.Validate() {
+			errs = append(errs, fmt.Errorf("issuers[%d].%v", n, fe))
+		}
+		if slices.ContainsFunc(issuers[:n], func(o Issuer) bool { return o.Issuer == is.Issuer }) {
+			errs = append(errs, fmt.Errorf("issuers[%d].issuer: %q is configured twice", n, is.Issuer))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("jwt verifier: %w", errors.Join(errs...))
+	}
+	interval, cooldown := opts.RefreshInterval, opts.RefetchCooldown
+	if interval <= 0 {
+		interval = DefaultRefreshInterval
+	}
+	if cooldown <= 0 {
+		cooldown = DefaultRefetchCooldown
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	v := &JWTVerifier{
+		issuers: make(map[string]*jwtIssuer, len(issuers)),
+		// Strict decoding refuses the other spellings of a token's bytes,
+		// so that one token has one cache key.
+		parser: jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding()),
+		maxAge: interval,
+		extra:  slices.Clone(opts.ExtraClaims),
+		now:    time.Now,
+		cancel: cancel,
+	}
+	if opts.CacheSize >= 0 {
+		v.cache = NewMemoryCache(opts.CacheSize)
+	}
+	client := newJWKSClient(opts.Client)
+	log := cmp.Or(opts.Logger, slog.Default())
+	for _, cfg := range issuers {
+		ks := &keySet{
+			MemoryJWKSet: jwkset.NewMemoryStorage(),
+			issuer:       cfg.Issuer,
+			uri:          cfg.JWKSURI,
+			client:       client,
+			interval:     interval,
+			cooldown:     cooldown,
+			log:          log,
+			ctx:          ctx,
+		}
+		// The key's use must be sig when the JWK states one.
+		kf, err := keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: ks, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("jwt verifier: issuer %q: %w", cfg.Issuer, err)
+		}
+		is := &jwtIssuer{
+			name:        cfg.Issuer,
+			algs:        cfg.Algorithms,
+			leeway:      DefaultLeeway,
+			maxLifetime: cfg.MaxLifetime,
+			audiences:   slices.Clone(cfg.Audiences),
+			typ:         mediaType(cfg.Type),
+			scopeClaim:  cfg.ScopeClaim,
+			keys:        ks,
+			keyfunc:     kf,
+		}
+		if len(is.algs) == 0 {
+			is.algs = defaultJWTAlgorithms
+		}
+		if cfg.Leeway != nil {
+			is.leeway = *cfg.Leeway
+		}
+		v.issuers[cfg.Issuer] = is
+	}
+	var wg sync.WaitGroup
+	for _, is := range v.issuers {
+		wg.Go(func() { <-is.keys.fetchNow() })
+	}
+	wg.Wait()
+	for _, is := range v.issuers {
+		go is.keys.run()
+	}
+	return v, nil
+}
+
+// Ready reports whether the keys of every issuer were fetched at least
+// once.
+func (v *JWTVerifier) Ready() bool {
+	for _, is := range v.issuers {
+		if !is.keys.filled.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// Issuer reports whether iss is one of the verifier's issuers.
+func (v *JWTVerifier) Issuer(iss string) bool {
+	_, ok := v.issuers[iss]
+	return ok
+}
+
+// Close stops fetching keys in the background.
+func (v *JWTVerifier) Close() { v.cancel() }
+
+// Verify returns the claims of token, a JWT access token of one of the
+// verifier's issuers, or a *TokenError saying why it is refused. A token
+// verified before is found in the cache, and refused there once it has
+// expired. The returned Claims may be shared with the cache: treat them as
+// read-only.
+func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	if v.cache == nil {
+		c, _, err := v.verify(ctx, token)
+		return c, err
+	}
+	key := TokenKey(token)
+	if t, ok, _ := v.cache.Get(ctx, key); ok && v.now().Before(t.Until) {
+		return t.Claims, nil
+	}
+	c, until, err := v.verify(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	v.cache.Set(ctx, key, CachedToken{Claims: c, Until: until})
+	return c, nil
+}
+
+// verify checks token in full. It returns its claims and until when they
+// may be cached: until the token expires, and no longer than maxAge, so
+// that a withdrawn key stops verifying.
+func (v *JWTVerifier) verify(ctx context.Context, token string) (c *Claims, until time.Time, err error) {
+	claims := jwt.MapClaims{}
+	var is *jwtIssuer
+	// The key function runs once the token is decoded and before its
+	// signature is checked: the issuer is chosen by iss, and its settings
+	// decide which key, if any, may verify the signature.
+	_, err = v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		iss, _ := claims["iss"].(string)
+		if is = v.issuers[iss]; is == nil {
+			return nil, &TokenError{Reason: ReasonUnknownIssuer, Description: "the token's issuer is not trusted"}
+		}
+		return is.key(ctx, t)
+	})
+	if err != nil {
+		return nil, time.Time{}, parseRefusal(err)
+	}
+	now := v.now()
+	if c, err = is.claims(claims, now, v.extra); err != nil {
+		return nil, time.Time{}, err
+	}
+	until = c.Expiry.Add(is.leeway)
+	if limit := now.Add(v.maxAge); limit.Before(until) {
+		until = limit
+	}
+	return c, until, nil
+}
+
+// parseRefusal returns the refusal of a token that jwt.Parser refused.
+func parseRefusal(err error) *TokenError {
+	var te *TokenError
+	switch {
+	case errors.As(err, &te):
+		return te
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return &TokenError{Reason: ReasonTokenMalformed, Description: "the token is not a JWT", Err: err}
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// Before the key function, the parser refuses only a header with
+		// no alg or one it does not know.
+		return &TokenError{Reason: ReasonAlgorithm, Description: "the token's algorithm is not allowed", Err: err}
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return &TokenError{Reason: ReasonBadSignature, Description: "the token's signature is invalid", Err: err}
+	}
+	return &TokenError{Reason: ReasonTokenInvalid, Description: "the token is invalid", Err: err}
+}
+
+// key returns the key that may verify t's signature: the key of the issuer
+// that t's kid names, fit for t's algorithm. Keys named or carried by jku,
+// x5u, jwk and x5c are never used.
+func (is *jwtIssuer) key(ctx context.Context, t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		return nil, &TokenError{Reason: ReasonTokenInvalid, Description: "the token requires extensions (crit) that are not supported"}
+	}
+	alg := t.Method.Alg()
+	// Validate keeps none and the HS algorithms out of is.algs.
+	if !slices.Contains(is.algs, alg) {
+		return nil, &TokenError{Reason: ReasonAlgorithm, Description: "the token's algorithm is not allowed"}
+	}
+	if is.typ != "" {
+		if typ, _ := t.Header["typ"].(string); mediaType(typ) != is.typ {
+			return nil, &TokenError{Reason: ReasonTokenType, Description: "the token is not of the required type"}
+		}
+	}
+	if !is.keys.available(ctx) {
+		return nil, &TokenError{Reason: ReasonIssuerUnavailable, Description: "the issuer's keys could not be fetched yet"}
+	}
+	kid, ok := t.Header["kid"]
+	if !ok {
+		return is.keys.only(alg)
+	}
+	if _, ok := kid.(string); !ok {
+		return nil, &TokenError{Reason: ReasonTokenMalformed, Description: "the token's kid is not a string"}
+	}
+	key, err := is.keyfunc.KeyfuncCtx(ctx)(t)
+	switch {
+	case errors.Is(err, jwkset.ErrKeyNotFound):
+		return nil, &TokenError{Reason: ReasonUnknownKey, Description: "the token's key is not one of the issuer's keys", Err: err}
+	case err != nil:
+		// The JWK names another alg, or a use other than sig.
+		return nil, &TokenError{Reason: ReasonAlgorithm, Description: "the token's key is not for its algorithm", Err: err}
+	case !keyFits(key, alg):
+		return nil, &TokenError{Reason: ReasonAlgorithm, Description: "the token's key is not for its algorithm"}
+	}
+	return key, nil
+}
+
+// keyFits reports whether key is a public key that can verify alg
+// signatures: RSA of at least 2048 bits for RS and PS, the curve of the
+// algorithm for ES, Ed25519 for EdDSA.
+func keyFits(key any, alg string) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && k.Size() >= 2048/8
+	case *ecdsa.PublicKey:
+		switch k.Curve.Params().Name {
+		case "P-256":
+			return alg == "ES256"
+		case "P-384":
+			return alg == "ES384"
+		case "P-521":
+			return alg == "ES512"
+		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}
+
+// mediaType returns typ as RFC 7515 section 4.1.9 compares it: in lower
+// case, without the "application/" prefix that may be left out.
+func mediaType(typ string) string {
+	return strings.TrimPrefix(strings.ToLower(typ), "application/")
+}
+
+// claims checks the claims m of a token of the issuer at now and returns
+// them as Claims.
+func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string) (*Claims, error) {
+	exp, err := m.GetExpirationTime()
+	if err != nil {
+		return nil, malformedClaim("exp", err)
+	}
+	nbf, err := m.GetNotBefore()
+	if err != nil {
+		return nil, malformedClaim("nbf", err)
+	}
+	iat, err := m.GetIssuedAt()
+	if err != nil {
+		return nil, malformedClaim("iat", err)
+	}
+	switch {
+	case exp == nil:
+		return nil, &TokenError{Reason: ReasonTokenInvalid, Description: "the token has no expiry (exp)"}
+	case !now.Before(exp.Add(is.leeway)):
+		return nil, &TokenError{Reason: ReasonTokenExpired, Description: "the token has expired"}
+	case nbf != nil && now.Before(nbf.Add(-is.leeway)):
+		return nil, &TokenError{Reason: ReasonTokenNotYetValid, Description: "the token is not valid yet"}
+	case iat != nil && now.Before(iat.Add(-is.leeway)):
+		return nil, &TokenError{Reason: ReasonTokenNotYetValid, Description: "the token is issued in the future"}
+	case is.maxLifetime > 0 && iat == nil:
+		return nil, &TokenError{Reason: ReasonTokenLifetime, Description: "the token has no issue time (iat) to bound its lifetime"}
+	case is.maxLifetime > 0 && exp.Sub(iat.Time) > is.maxLifetime:
+		return nil, &TokenError{Reason: ReasonTokenLifetime, Description: "the token's lifetime is longer than its issuer allows"}
+	}
+	aud, err := m.GetAudience()
+	if err != nil {
+		return nil, malformedClaim("aud", err)
+	}
+	if len(is.audiences) > 0 && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(is.audiences, a) }) {
+		return nil, &TokenError{Reason: ReasonBadAudience, Description: "the token is not meant for this audience"}
+	}
+	c := &Claims{Issuer: is.name, Expiry: exp.Time}
+	if len(aud) > 0 {
+		c.Audience = aud
+	}
+	if iat != nil {
+		c.IssuedAt = iat.Time
+	}
+	var clientID, azp string
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"sub", &c.Subject}, {"client_id", &clientID}, {"azp", &azp}} {
+		switch s := m[f.name].(type) {
+		case nil:
+		case string:
+			*f.dst = s
+		default:
+			return nil, malformedClaim(f.name, nil)
+		}
+	}
+	c.ClientID = cmp.Or(clientID, azp, c.Subject)
+	if c.Scopes, err = is.scopes(m); err != nil {
+		return nil, err
+	}
+	for _, name := range extra {
+		if s, ok := m[name].(string); ok {
+			if c.Extra == nil {
+				c.Extra = make(map[string]string, len(extra))
+			}
+			c.Extra[name] = s
+		}
+	}
+	return c, nil
+}
+
+// scopes returns the scopes in m's scope claim.
+func (is *jwtIssuer) scopes(m jwt.MapClaims) ([]string, error) {
+	name := is.scopeClaim
+	if name == "" {
+		name = "scope"
+		if _, ok := m[name]; !ok {
+			name = "scp"
+		}
+	}
+	var scopes []string
+	switch v := m[name].(type) {
+	case nil:
+	case string:
+		scopes = strings.Fields(v)
+	case []any:
+		if name == "scope" {
+			// RFC 9068 section 2.2.3: scope is a string.
+			return nil, malformedClaim(name, nil)
+		}
+		for _, s := range v {
+			s, ok := s.(string)
+			if !ok {
+				return nil, malformedClaim(name, nil)
+			}
+			scopes = append(scopes, s)
+		}
+	default:
+		return nil, malformedClaim(name, nil)
+	}
+	if len(scopes) == 0 {
+		return nil, nil
+	}
+	return scopes, nil
+}
+
+func malformedClaim(name string, err error) *TokenError {
+	return &TokenError{Reason: ReasonTokenInvalid, Description: "the token's " + name + " claim is malformed", Err: err}
+}
+
+// keySet is one issuer's keys, as the jwkset.Storage that keyfunc reads.
+// It holds the JWKS fetched last. A read never waits for the network but
+// when a token names a key the set lacks: then the JWKS is fetched again,
+// at most once per cooldown, and the fetch is shared by every read that
+// needs it. A rotated key is thus found at once, and a flood of made-up
+// kids costs the issuer one request per cooldown.
+//
+// keyfunc's own answer to unknown kids, a rate.Limiter in jwkset's HTTP
+// client, either makes a read wait for the limiter or, with a short
+// RateLimitWaitMax, refuses the reads that come during a fetch instead of
+// letting them share it; it cannot tell whether a fetch ever succeeded
+// either. So keySet fetches through jwkset itself.
+type keySet struct {
+	*jwkset.MemoryJWKSet
+
+	issuer   string
+	uri      string // the JWKS URL; found by discovery when empty, by the fetches alone, which never overlap
+	client   *http.Client
+	interval time.Duration
+	cooldown time.Duration
+	log      *slog.Logger
+	ctx      context.Context // the verifier's lifetime: it ends the fetches and run
+
+	filled atomic.Bool // a fetch succeeded
+
+	mu     sync.Mutex
+	flight chan struct{} // closed when the fetch under way ends; nil when none is
+	last   time.Time     // when the last fetch for an unknown kid started
+}
+
+// KeyRead returns the key named kid, fetching the JWKS again if the set
+// lacks it and the cooldown allows.
+func (ks *keySet) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
+	jwk, err := ks.MemoryJWKSet.KeyRead(ctx, kid)
+	if errors.Is(err, jwkset.ErrKeyNotFound) {
+		// Read again even when refetch fetched nothing: a fetch may have
+		// ended since the first read.
+		ks.refetch(ctx)
+		jwk, err = ks.MemoryJWKSet.KeyRead(ctx, kid)
+	}
+	return jwk, err
+}
+
+// available reports whether the set was ever fetched, trying once more,
+// cooldown permitting, if it was not.
+func (ks *keySet) available(ctx context.Context) bool {
+	if !ks.filled.Load() {
+		ks.refetch(ctx)
+	}
+	return ks.filled.Load()
+}
+
+// only returns the one key of the set fit for alg, for a token that names
+// no key. With several such keys, choosing would mean trying each.
+func (ks *keySet) only(alg string) (any, error) {
+	jwks, err := ks.KeyReadAll(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	var found any
+	for _, jwk := range jwks {
+		m := jwk.Marshal()
+		key := jwk.Key()
+		if pk, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+			key = pk.Public()
+		}
+		if m.ALG != "" && m.ALG.String() != alg || m.USE != "" && m.USE != jwkset.UseSig || !keyFits(key, alg) {
+			continue
+		}
+		if found != nil {
+			return nil, &TokenError{Reason: ReasonUnknownKey, Description: "the token names no key (kid) and the issuer has several"}
+		}
+		found = key
+	}
+	if found == nil {
+		return nil, &TokenError{Reason: ReasonUnknownKey, Description: "the token names no key (kid) and the issuer has none for its algorithm"}
+	}
+	return found, nil
+}
+
+// refetch fetches the JWKS again for a kid the set lacks, or waits for the
+// fetch under way, unless the last such fetch started less than a cooldown
+// ago: then it returns at once.
+func (ks *keySet) refetch(ctx context.Context) {
+	ks.mu.Lock()
+	done := ks.flight
+	if done == nil {
+		if time.Since(ks.last) < ks.cooldown {
+			ks.mu.Unlock()
+			return
+		}
+		ks.last = time.Now()
+		done = ks.start()
+	}
+	ks.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// fetchNow fetches the JWKS, or joins the fetch under way, whatever the
+// cooldown. The channel returned is closed when the fetch ends.
+func (ks *keySet) fetchNow() <-chan struct{} {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if ks.flight != nil {
+		return ks.flight
+	}
+	return ks.start()
+}
+
+// start starts a fetch in the background. ks.mu is held. The fetch belongs
+// to no request, so that one giving up does not fail it for the others.
+func (ks *keySet) start() chan struct{} {
+	done := make(chan struct{})
+	ks.flight = done
+	go func() {
+		ks.fetch()
+		ks.mu.Lock()
+		ks.flight = nil
+		ks.mu.Unlock()
+		close(done)
+	}()
+	return done
+}
+
+// fetch fetches the JWKS, finding its URL by discovery first if need be.
+// When it fails, the keys fetched last stay in use.
+func (ks *keySet) fetch() {
+	ctx, cancel := context.WithTimeout(ks.ctx, jwksTimeout)
+	defer cancel()
+	err := ks.load(ctx)
+	switch {
+	case err != nil && ks.ctx.Err() != nil:
+		// The verifier is closing.
+	case err != nil && ks.filled.Load():
+		ks.log.Warn("jwt: cannot refresh the issuer's keys; the keys fetched last stay in use",
+			"issuer", ks.issuer, "err", err)
+	case err != nil:
+		ks.log.Error("jwt: cannot fetch the issuer's keys; its tokens are refused until they are fetched",
+			"issuer", ks.issuer, "err", err)
+	case !ks.filled.Swap(true):
+		ks.log.Info("jwt: fetched the issuer's keys", "issuer", ks.issuer, "jwks_uri", ks.uri)
+	}
+}
+
+func (ks *keySet) load(ctx context.Context) error {
+	if ks.uri == "" {
+		uri, err := discoverJWKSURI(ctx, ks.client, ks.issuer)
+		if err != nil {
+			return err
+		}
+		ks.uri = uri
+	}
+	// Without a refresh interval, NewStorageFromHTTP fetches the JWKS
+	// once, into the given storage, and returns the error of that fetch.
+	// It replaces the keys only once the whole set is read and valid.
+	_, err := jwkset.NewStorageFromHTTP(ks.uri, jwkset.HTTPClientStorageOptions{
+		Client:      ks.client,
+		Ctx:         ctx,
+		HTTPTimeout: jwksTimeout,
+		Storage:     ks.MemoryJWKSet,
+	})
+	return err
+}
+
+// run fetches the keys every interval, and until a first fetch succeeds
+// more often: after a cooldown, then twice as long each time up to the
+// interval.
+func (ks *keySet) run() {
+	backoff := ks.cooldown
+	for {
+		wait := ks.interval
+		if !ks.filled.Load() {
+			wait, backoff = backoff, min(2*backoff, ks.interval)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ks.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		<-ks.fetchNow()
+	}
+}

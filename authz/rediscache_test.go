@@ -1,0 +1,78 @@
+package authz
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCachedTokenRecordRoundTrip(t *testing.T) {
+	until := time.UnixMilli(time.Now().Add(time.Minute).UnixMilli())
+	tests := []struct {
+		name string
+		t    CachedToken
+	}{
+		{"inactive", CachedToken{Until: until}},
+		{"bare active", CachedToken{Claims: &Claims{}, Until: until}},
+		{"full active", CachedToken{Until: until, Claims: &Claims{
+			Issuer:   "https://idp.example.com",
+			Subject:  "svc-billing",
+			ClientID: "billing",
+			Audience: []string{"orders", "invoices"},
+			Scopes:   []string{"orders:read", "invoices:write"},
+			Expiry:   time.Unix(2000000000, 0),
+			IssuedAt: time.Unix(1700000000, 0),
+			Extra:    map[string]string{"tenant": "acme", "empty": ""},
+		}}},
+		{"long strings", CachedToken{Until: until, Claims: &Claims{Subject: strings.Repeat("s", 1000)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := appendCachedToken(nil, tt.t)
+			got, err := parseCachedToken(string(rec))
+			if err != nil {
+				t.Fatalf("parseCachedToken: %v", err)
+			}
+			if !reflect.DeepEqual(got, tt.t) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, tt.t)
+			}
+			if got.Claims != nil {
+				t.Logf("record of %d bytes", len(rec))
+			}
+		})
+	}
+}
+
+func TestCachedTokenRecordRejectsCorruption(t *testing.T) {
+	rec := string(appendCachedToken(nil, CachedToken{Until: time.Now(), Claims: &Claims{
+		Issuer: "iss", Audience: []string{"a"}, Scopes: []string{"s"}, Extra: map[string]string{"k": "v"},
+	}}))
+	for i := range len(rec) {
+		if _, err := parseCachedToken(rec[:i]); err == nil {
+			t.Errorf("record cut to %d of %d bytes parsed", i, len(rec))
+		}
+	}
+	for _, bad := range []string{
+		"",
+		"\x02" + rec[1:],   // unknown version
+		rec + "x",          // trailing bytes
+		"\x01\x00\x01\xff", // string length past the end
+		"\x01\x00\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", // varint overflow
+	} {
+		if _, err := parseCachedToken(bad); err == nil {
+			t.Errorf("parseCachedToken(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestRedisKeyHoldsNoToken(t *testing.T) {
+	token := "opaque-token-value"
+	k := redisKey(TokenKey(token))
+	if !strings.HasPrefix(k, RedisKeyPrefix) || len(k) != len(RedisKeyPrefix)+64 {
+		t.Errorf("redisKey = %q, want the prefix and 64 hex digits", k)
+	}
+	if strings.Contains(k, token) {
+		t.Errorf("redisKey %q contains the token", k)
+	}
+}
