@@ -20,7 +20,10 @@ import (
 type Config struct {
 	Listen  Listen         `yaml:"listen"`
 	Issuers []authz.Issuer `yaml:"issuers"`
-	Policy  struct {
+	// Introspection, when set, checks opaque tokens (and the JWTs of
+	// issuers marked introspect_jwts) with RFC 7662 introspection.
+	Introspection *authz.Introspection `yaml:"introspection"`
+	Policy        struct {
 		File string `yaml:"file"` // relative to the config file's folder
 	} `yaml:"policy"`
 	// Realm is the realm of RFC 6750 challenges.
@@ -83,8 +86,8 @@ func (c *Config) validate(f *yamlfile.File) error {
 			errs = append(errs, f.Errorf("$.listen."+l.field, "%q is not a host:port address", l.addr))
 		}
 	}
-	if len(c.Issuers) == 0 {
-		errs = append(errs, f.Errorf("$.issuers", "at least one issuer is required"))
+	if len(c.Issuers) == 0 && c.Introspection == nil {
+		errs = append(errs, f.Errorf("$.issuers", "at least one issuer, or introspection, is required"))
 	}
 	seen := map[string]int{}
 	for i := range c.Issuers {
@@ -96,6 +99,21 @@ func (c *Config) validate(f *yamlfile.File) error {
 		seen[iss.Issuer] = i
 		for _, fe := range iss.Validate() {
 			errs = append(errs, f.Errorf(path+"."+fe.Field, "%s", fe.Msg))
+		}
+		if iss.IntrospectJWTs && c.Introspection == nil {
+			errs = append(errs, f.Errorf(path+".introspect_jwts", "needs the introspection block"))
+		}
+	}
+	if in := c.Introspection; in != nil {
+		for _, fe := range in.Validate() {
+			errs = append(errs, f.Errorf("$.introspection."+fe.Field, "%s", fe.Msg))
+		}
+		// Opaque tokens of a configured issuer are held to its audiences,
+		// as its JWTs are, unless introspection names its own.
+		for _, iss := range c.Issuers {
+			if len(in.Audiences) == 0 && in.Issuer != "" && iss.Issuer == in.Issuer {
+				in.Audiences = iss.Audiences
+			}
 		}
 	}
 	if c.Policy.File == "" {
@@ -117,16 +135,32 @@ func (c *Config) validate(f *yamlfile.File) error {
 
 // JWTOptions returns the verifier options the configuration sets.
 func (c *Config) JWTOptions() authz.JWTOptions {
-	extra := make([]string, 0, len(c.Headers.Claims))
-	for claim := range c.Headers.Claims {
-		extra = append(extra, claim)
-	}
 	return authz.JWTOptions{
 		RefreshInterval: c.JWKS.RefreshInterval,
 		RefetchCooldown: c.JWKS.RefetchCooldown,
 		CacheSize:       c.TokenCacheSize,
-		ExtraClaims:     extra,
+		ExtraClaims:     c.ExtraClaims(),
 	}
+}
+
+// ExtraClaims lists the claims that the claim → header map forwards.
+func (c *Config) ExtraClaims() []string {
+	extra := make([]string, 0, len(c.Headers.Claims))
+	for claim := range c.Headers.Claims {
+		extra = append(extra, claim)
+	}
+	return extra
+}
+
+// IntrospectIssuers returns the set of issuers marked introspect_jwts.
+func (c *Config) IntrospectIssuers() map[string]bool {
+	set := map[string]bool{}
+	for _, iss := range c.Issuers {
+		if iss.IntrospectJWTs {
+			set[iss.Issuer] = true
+		}
+	}
+	return set
 }
 
 // AuthzOptions returns the decision options the configuration sets.

@@ -1,0 +1,52 @@
+// Command scopegate is an Envoy external authorization service for
+// machine-to-machine traffic: it verifies OAuth 2.0 access tokens and
+// enforces a route → scope policy.
+//
+// Usage:
+//
+//	scopegate serve --config config.yaml
+//	scopegate serve --dev
+//	scopegate check --addr 127.0.0.1:9001 --method GET --path /orders/1 --token-file tok
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `scopegate: authorization for machine-to-machine traffic behind Envoy
+
+Usage:
+  scopegate serve --config FILE     serve Envoy ext_authz (gRPC) with the given config
+  scopegate serve --dev             serve a demo setup on loopback with a built-in token issuer
+  scopegate check [flags]           send one CheckRequest, as Envoy would, and print the decision
+  scopegate policy SUBCOMMAND       check, test or explain a policy file; no server needed
+
+Run "scopegate COMMAND -h" for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches to a subcommand and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
+	case "policy":
+		return policyCmd(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "scopegate: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

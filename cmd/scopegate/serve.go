@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/envoy"
+	"github.com/scopegate/scopegate/internal/config"
+	"github.com/scopegate/scopegate/policy"
+)
+
+// drainTimeout bounds how long in-flight checks may take after SIGTERM.
+const drainTimeout = 10 * time.Second
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFile := fs.String("config", "", "the configuration file")
+	dev := fs.Bool("dev", false, "serve a demo setup on loopback with a built-in token issuer")
+	grpcAddr := fs.String("grpc", "", "override listen.grpc")
+	adminAddr := fs.String("admin", "", "override listen.admin")
+	devIssuerAddr := fs.String("dev-issuer", "127.0.0.1:9003", "with --dev: the built-in issuer's address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// SIGHUP reloads the policy; caught from the start, so that one sent
+	// while starting does not end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var (
+		cfg *config.Config
+		pol *policy.Policy
+		err error
+		d   *devSetup
+	)
+	switch {
+	case *dev && *cfgFile != "":
+		fmt.Fprintln(stderr, "scopegate serve: --dev and --config exclude each other")
+		return 2
+	case *dev:
+		for _, addr := range []string{*grpcAddr, *adminAddr, *devIssuerAddr} {
+			if addr != "" && !isLoopback(addr) {
+				fmt.Fprintf(stderr, "scopegate serve --dev: refusing to listen on %s: dev mode serves loopback only\n", addr)
+				return 2
+			}
+		}
+		d, err = startDev(*devIssuerAddr, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "scopegate serve --dev: %v\n", err)
+			return 1
+		}
+		defer d.Close()
+		cfg, pol = d.Config, d.Policy
+	case *cfgFile == "":
+		fmt.Fprintln(stderr, "scopegate serve: --config FILE or --dev is required")
+		return 2
+	default:
+		if cfg, err = config.Load(*cfgFile); err != nil {
+			fmt.Fprintf(stderr, "scopegate serve: invalid config:\n%v\n", err)
+			return 1
+		}
+		if pol, err = policy.Load(cfg.Policy.File); err != nil {
+			fmt.Fprintf(stderr, "scopegate serve: invalid policy:\n%v\n", err)
+			return 1
+		}
+	}
+	if *grpcAddr != "" {
+		cfg.Listen.GRPC = *grpcAddr
+	}
+	if *adminAddr != "" {
+		cfg.Listen.Admin = *adminAddr
+	}
+
+	v, err := newVerifier(ctx, cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "scopegate serve: %v\n", err)
+		return 1
+	}
+	defer v.Close()
+	a := authz.New(pol, v, cfg.AuthzOptions())
+
+	grpcLis, err := net.Listen("tcp", cfg.Listen.GRPC)
+	if err != nil {
+		fmt.Fprintf(stderr, "scopegate serve: listen.grpc: %v\n", err)
+		return 1
+	}
+	adminLis, err := net.Listen("tcp", cfg.Listen.Admin)
+	if err != nil {
+		fmt.Fprintf(stderr, "scopegate serve: listen.admin: %v\n", err)
+		return 1
+	}
+	if !isLoopback(cfg.Listen.GRPC) {
+		logger.Warn("serving ext_authz in plaintext on a non-loopback address", "addr", cfg.Listen.GRPC)
+	}
+
+	g := grpc.NewServer()
+	(&envoy.Server{Authorizer: a, Logger: logger}).Register(g)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(g, hs)
+
+	ps := newPolicyState(a, logger)
+	reload := watchPolicy(ctx, *dev, pol, ps, logger)
+
+	var draining atomic.Bool
+	admin := &http.Server{Handler: adminMux(v, &draining, ps), ReadHeaderTimeout: 5 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- g.Serve(grpcLis) }()
+	go func() { errc <- admin.Serve(adminLis) }()
+	logger.Info("scopegate serving", "grpc", grpcLis.Addr().String(), "admin", adminLis.Addr().String(), "policy", pol.File, "policy_version", pol.Version)
+	if d != nil {
+		d.PrintWelcome(stdout, grpcLis.Addr().String())
+	}
+
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			reload()
+		case err := <-errc:
+			logger.Error("listener failed", "err", err)
+			return 1
+		}
+	}
+	logger.Info("shutting down: draining in-flight checks", "deadline", drainTimeout)
+	draining.Store(true)
+	hs.Shutdown()
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+		g.Stop()
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := admin.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("admin shutdown", "err", err)
+	}
+	return 0
+}
+
+// watchPolicy reloads the policy file when it changes, into ps, until ctx
+// is done, and returns what SIGHUP does. The dev policy is embedded in the
+// binary, so there is nothing to watch.
+func watchPolicy(ctx context.Context, dev bool, pol *policy.Policy, ps *policyState, logger *slog.Logger) (reload func()) {
+	if dev {
+		return func() { logger.Warn("SIGHUP: the dev policy is built in; there is nothing to reload") }
+	}
+	w := &policy.Watcher{File: pol.File, Version: pol.Version, OnChange: ps.changed}
+	go func() {
+		if err := w.Run(ctx); err != nil {
+			logger.Error("the policy file is not watched; restart scopegate to change the policy", "err", err)
+		}
+	}()
+	return func() {
+		logger.Info("SIGHUP: reloading the policy", "policy", pol.File)
+		w.Reload()
+	}
+}
+
+// adminMux serves /healthz (the process is alive), /readyz (it can
+// decide: the policy is loaded, which serve guarantees before listening,
+// and every issuer's keys were fetched once; not while draining; a policy
+// reload that fails changes nothing here) and /policy (the policy in use
+// and how its reloads went).
+func adminMux(v *verifier, draining *atomic.Bool, ps *policyState) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /policy", ps)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case draining.Load():
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+		case !v.Ready():
+			http.Error(w, "waiting for issuer keys", http.StatusServiceUnavailable)
+		default:
+			io.WriteString(w, "ready\n")
+		}
+	})
+	return mux
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

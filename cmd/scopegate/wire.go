@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/internal/config"
+)
+
+// verifier is the token verifier that serve wires from the config: JWTs
+// verified locally, other tokens (and the JWTs of issuers marked
+// introspect_jwts) introspected.
+type verifier struct {
+	authz.Router
+	jwt *authz.JWTVerifier
+	in  *authz.Introspector
+}
+
+func newVerifier(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*verifier, error) {
+	v := &verifier{}
+	if cfg.Introspection != nil {
+		ic := *cfg.Introspection
+		if err := authz.DiscoverIntrospection(ctx, &ic); err != nil {
+			return nil, err
+		}
+		in, err := authz.NewIntrospector(ic, authz.IntrospectorOptions{Logger: logger, ExtraClaims: cfg.ExtraClaims()})
+		if err != nil {
+			return nil, err
+		}
+		v.in, v.Router.Introspector = in, in
+		v.Router.IntrospectIssuers = cfg.IntrospectIssuers()
+	}
+	if len(cfg.Issuers) > 0 {
+		opts := cfg.JWTOptions()
+		opts.Logger = logger
+		jwt, err := authz.NewJWTVerifier(ctx, cfg.Issuers, opts)
+		if err != nil {
+			v.Close()
+			return nil, err
+		}
+		v.jwt, v.Router.JWT = jwt, jwt
+	}
+	return v, nil
+}
+
+// Ready reports whether every issuer's keys were fetched once.
+func (v *verifier) Ready() bool { return v.jwt == nil || v.jwt.Ready() }
+
+// Close stops the verifier's background work and closes its connections.
+func (v *verifier) Close() {
+	if v.jwt != nil {
+		v.jwt.Close()
+	}
+	if v.in != nil {
+		v.in.Close()
+	}
+}
