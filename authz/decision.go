@@ -49,6 +49,9 @@ type HeaderNames struct {
 	ClientID string `yaml:"client_id"` // default x-scopegate-client-id
 	Subject  string `yaml:"subject"`   // default x-scopegate-subject
 	Scopes   string `yaml:"scopes"`    // default x-scopegate-scopes
+	// Issuer carries the token's iss: a client id means something only
+	// together with the issuer that vouches for it.
+	Issuer string `yaml:"issuer"` // default x-scopegate-issuer
 	// Claims maps a token claim to a header, e.g. tenant: x-tenant-id.
 	Claims map[string]string `yaml:"claims"`
 	// RemoveAuthorization strips the authorization header before the
@@ -90,7 +93,8 @@ func New(p *policy.Policy, v Verifier, opts Options) *Authorizer {
 	h.ClientID = headerOr(h.ClientID, "x-scopegate-client-id")
 	h.Subject = headerOr(h.Subject, "x-scopegate-subject")
 	h.Scopes = headerOr(h.Scopes, "x-scopegate-scopes")
-	a.owned = []string{h.ClientID, h.Subject, h.Scopes}
+	h.Issuer = headerOr(h.Issuer, "x-scopegate-issuer")
+	a.owned = []string{h.ClientID, h.Subject, h.Scopes, h.Issuer}
 	for _, name := range h.Claims {
 		a.owned = append(a.owned, strings.ToLower(name))
 	}
@@ -194,7 +198,40 @@ func (a *Authorizer) verify(ctx context.Context, d Decision, route *policy.Route
 	if claims == nil {
 		return d.deny(http.StatusInternalServerError, ReasonInternal, "", "the token could not be verified")
 	}
+	if !headerSafe(claims) {
+		return d.deny(http.StatusUnauthorized, ReasonTokenInvalid, "invalid_token", "the token's identity claims hold characters that cannot go into a header")
+	}
 	return authorize(d, route, claims)
+}
+
+// headerSafe reports whether every claim that goes upstream as a header
+// value is visible ASCII or space: a claim with CR, LF or NUL would split
+// or truncate the upstream request's headers, in whatever proxy fails to
+// refuse it.
+func headerSafe(c *Claims) bool {
+	if !visible(c.Issuer) || !visible(c.ClientID) || !visible(c.Subject) {
+		return false
+	}
+	for _, s := range c.Scopes {
+		if !visible(s) {
+			return false
+		}
+	}
+	for _, v := range c.Extra {
+		if !visible(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func visible(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // authorize checks the requirements of route, nil for a request no route
@@ -344,6 +381,7 @@ func (a *Authorizer) Upstream(d *Decision) (set []Header, remove []string) {
 		set = appendOrRemove(set, &remove, h.ClientID, c.ClientID)
 		set = appendOrRemove(set, &remove, h.Subject, c.Subject)
 		set = appendOrRemove(set, &remove, h.Scopes, strings.Join(c.Scopes, " "))
+		set = appendOrRemove(set, &remove, h.Issuer, c.Issuer)
 		for claim, name := range h.Claims {
 			set = appendOrRemove(set, &remove, strings.ToLower(name), c.Extra[claim])
 		}

@@ -244,7 +244,7 @@ func TestIdentityHeadersCannotBeSpoofed(t *testing.T) {
 	if a.status != 200 {
 		t.Fatalf("got %d %s", a.status, a.reason)
 	}
-	if a.headers["x-scopegate-client-id"] != "orders-svc" || a.headers["x-scopegate-scopes"] != "orders:read orders:write" || a.headers["x-scopegate-subject"] != "orders-svc" {
+	if a.headers["x-scopegate-client-id"] != "orders-svc" || a.headers["x-scopegate-scopes"] != "orders:read orders:write" || a.headers["x-scopegate-subject"] != "orders-svc" || a.headers["x-scopegate-issuer"] != h.idp.Issuer() {
 		t.Errorf("identity headers: %v", a.headers)
 	}
 	if !contains(a.removed, "x-tenant-id") || !contains(a.removed, "authorization") {
@@ -254,7 +254,7 @@ func TestIdentityHeadersCannotBeSpoofed(t *testing.T) {
 	// A public route forwards no identity: every identity header the
 	// caller sent is removed.
 	a = h.check(t, "GET", "x", "/healthz", spoof)
-	for _, name := range []string{"x-scopegate-client-id", "x-scopegate-subject", "x-scopegate-scopes", "x-tenant-id"} {
+	for _, name := range []string{"x-scopegate-client-id", "x-scopegate-subject", "x-scopegate-scopes", "x-scopegate-issuer", "x-tenant-id"} {
 		if !contains(a.removed, name) {
 			t.Errorf("public route: %s not removed (removed %v)", name, a.removed)
 		}
@@ -366,4 +366,12 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestIdentityClaimsWithControlCharactersAreRefused(t *testing.T) {
+	h := start(t, authz.Options{})
+	tok := h.idp.Token(t, testutil.Scopes("orders:read"), testutil.Claim("sub", "svc\r\nx-scopegate-client-id: billing-svc"), testutil.Claim("client_id", "svc\r\nx-admin: 1"))
+	if a := h.check(t, "GET", "x", "/orders/1", bearer(tok)); a.status != 401 || a.reason != string(authz.ReasonTokenInvalid) {
+		t.Fatalf("got %d %s, want 401 %s", a.status, a.reason, authz.ReasonTokenInvalid)
+	}
 }
