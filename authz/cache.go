@@ -9,7 +9,10 @@ import (
 
 // TokenCache holds what a token provider said about tokens, keyed by
 // TokenKey, so that a token is not sent to its provider on every request.
-// It holds the provider's answers, never decisions.
+// It holds the provider's answers, never decisions, and the answers of one
+// provider only: a token that one provider vouches for means nothing to
+// another, so a store shared between providers keeps their keys apart, as
+// RedisCache does with its namespace.
 //
 // Get and Set return an error only when the cache itself could not be used
 // (a Redis server that cannot be reached). The caller treats a failed Get

@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"reflect"
 	"strings"
@@ -62,7 +63,7 @@ func TestMemoryCache(t *testing.T) {
 }
 
 func TestRedisCache(t *testing.T) {
-	testCache(t, authz.NewRedisCache(redisClient(t, testutil.Redis(t)), 2*time.Second))
+	testCache(t, authz.NewRedisCache(redisClient(t, testutil.Redis(t)), "test", []byte("secret"), 2*time.Second))
 }
 
 func TestIntrospectRedisTier(t *testing.T) {
@@ -72,7 +73,7 @@ func TestIntrospectRedisTier(t *testing.T) {
 func TestRedisCluster(t *testing.T) {
 	addrs := testutil.RedisCluster(t)
 	t.Run("cache", func(t *testing.T) {
-		testCache(t, authz.NewRedisCache(redisClient(t, addrs...), 2*time.Second))
+		testCache(t, authz.NewRedisCache(redisClient(t, addrs...), "test", []byte("secret"), 2*time.Second))
 	})
 	t.Run("introspect", func(t *testing.T) {
 		testIntrospectRedisTier(t, addrs)
@@ -110,12 +111,13 @@ func testIntrospectRedisTier(t *testing.T, addrs []string) {
 		t.Errorf("second instance's Stats = %+v, want 2 L2 hits and no calls", s)
 	}
 
-	// Redis holds the answers under hashes of the tokens, and no token.
+	// Redis holds the answers under hashes of the provider and the
+	// tokens, and no token.
 	client := redisClient(t, addrs...)
 	found := 0
 	want := map[string]bool{
-		authz.RedisKeyPrefix + hexKey(active):   true,
-		authz.RedisKeyPrefix + hexKey(inactive): true,
+		redisKeyOf(srv, active):   true,
+		redisKeyOf(srv, inactive): true,
 	}
 	scanRedis(t, client, func(key, value string) {
 		if want[key] {
@@ -200,6 +202,154 @@ func TestIntrospectRedisDown(t *testing.T) {
 func hexKey(token string) string {
 	k := authz.TokenKey(token)
 	return hex.EncodeToString(k[:])
+}
+
+// redisKeyOf returns the Redis key of the answer about token that an
+// Introspector asking srv caches, as RedisKeyPrefix documents it.
+func redisKeyOf(srv *testutil.IntrospectionServer, token string) string {
+	ns := sha256.Sum256([]byte(srv.URL + "\n" + srv.ClientID))
+	return authz.RedisKeyPrefix + hex.EncodeToString(ns[:8]) + ":" + hexKey(token)
+}
+
+func TestRedisCacheTakesOnlyItsOwnRecords(t *testing.T) {
+	client := redisClient(t, testutil.Redis(t))
+	ctx := context.Background()
+	secret := []byte("the key of the provider's client")
+	c := authz.NewRedisCache(client, "test", secret, 2*time.Second)
+	entry := authz.CachedToken{
+		Claims: &authz.Claims{ClientID: "admin-svc", Scopes: []string{"orders:admin"}},
+		Until:  time.UnixMilli(time.Now().Add(time.Minute).UnixMilli()),
+	}
+	rawKey := func(key [32]byte) string { return authz.RedisKeyPrefix + "test:" + hex.EncodeToString(key[:]) }
+	tests := []struct {
+		name string
+		// read returns the cache and the key to read back the entry that
+		// c stored under key, after doing to Redis what the row says.
+		read func(t *testing.T, key [32]byte) (authz.TokenCache, [32]byte)
+		hit  bool
+		err  bool
+	}{
+		{"its own record", func(t *testing.T, key [32]byte) (authz.TokenCache, [32]byte) {
+			return c, key
+		}, true, false},
+		{"another provider's namespace", func(t *testing.T, key [32]byte) (authz.TokenCache, [32]byte) {
+			return authz.NewRedisCache(client, "other", secret, 2*time.Second), key
+		}, false, false},
+		{"another client secret", func(t *testing.T, key [32]byte) (authz.TokenCache, [32]byte) {
+			return authz.NewRedisCache(client, "test", []byte("a guess"), 2*time.Second), key
+		}, false, true},
+		{"a record moved to another token's key", func(t *testing.T, key [32]byte) (authz.TokenCache, [32]byte) {
+			other := authz.TokenKey(newToken(t))
+			v, err := client.Get(ctx, rawKey(key)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := client.Set(ctx, rawKey(other), v, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return c, other
+		}, false, true},
+		{"a record tampered with", func(t *testing.T, key [32]byte) (authz.TokenCache, [32]byte) {
+			v, err := client.Get(ctx, rawKey(key)).Bytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			v[len(v)/2] ^= 1
+			if err := client.Set(ctx, rawKey(key), v, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return c, key
+		}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := authz.TokenKey(newToken(t))
+			if err := c.Set(ctx, key, entry); err != nil {
+				t.Fatalf("Set: %v", err)
+			}
+			r, k := tt.read(t, key)
+			got, ok, err := r.Get(ctx, k)
+			if ok != tt.hit || (err != nil) != tt.err {
+				t.Fatalf("Get = ok %v, err %v; want ok %v, an error %v", ok, err, tt.hit, tt.err)
+			}
+			if ok && !reflect.DeepEqual(got, entry) {
+				t.Errorf("Get:\n got %+v\nwant %+v", got, entry)
+			}
+		})
+	}
+}
+
+func TestIntrospectorsShareRedisOnlyWithTheSameProvider(t *testing.T) {
+	addr := testutil.Redis(t)
+	staging, production := testutil.NewIntrospectionServer(t), testutil.NewIntrospectionServer(t)
+	tests := []struct {
+		name   string
+		second *testutil.IntrospectionServer
+		shared bool
+	}{
+		{"the same provider", staging, true},
+		// Both have the same client_id and secret: the endpoint alone
+		// tells them apart.
+		{"staging and production", production, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			withRedis := func(srv *testutil.IntrospectionServer) authz.Introspection {
+				cfg := introspectionConfig(t, srv)
+				cfg.Cache.Redis = &authz.Redis{Addrs: []string{addr}, Timeout: 2 * time.Second}
+				return cfg
+			}
+			first, second := newIntrospector(t, withRedis(staging)), newIntrospector(t, withRedis(tt.second))
+			// Admin in staging, unknown in production.
+			token := newToken(t)
+			staging.Register(token, activeResponse())
+			ctx := context.Background()
+			if _, err := first.Verify(ctx, token); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			_, err := second.Verify(ctx, token)
+			s := second.Stats()
+			if tt.shared {
+				if err != nil || s.L2Hits != 1 || s.Calls != 0 {
+					t.Errorf("second Verify = %v with Stats %+v; want the answer from Redis", err, s)
+				}
+				return
+			}
+			wantReason(t, err, authz.ReasonInactive, false)
+			if s.L2Hits != 0 || s.Calls != 1 {
+				t.Errorf("second Stats = %+v; want no Redis hit and a call to its own provider", s)
+			}
+		})
+	}
+}
+
+func TestIntrospectRedisAnswerCannotBeMovedToAnotherToken(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	addr := testutil.Redis(t)
+	cfg.Cache.Redis = &authz.Redis{Addrs: []string{addr}, Timeout: 2 * time.Second}
+	ctx := context.Background()
+	admin, garbage := newToken(t), newToken(t)
+	srv.Register(admin, activeResponse())
+	if _, err := newIntrospector(t, cfg).Verify(ctx, admin); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	// One who can write to Redis, but does not hold the client secret,
+	// copies the admin's answer to the key of a token of their own.
+	client := redisClient(t, addr)
+	v, err := client.Get(ctx, redisKeyOf(srv, admin)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Set(ctx, redisKeyOf(srv, garbage), v, time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	in := newIntrospector(t, cfg)
+	_, err = in.Verify(ctx, garbage)
+	wantReason(t, err, authz.ReasonInactive, false)
+	if s := in.Stats(); s.L2Hits != 0 || s.RedisErrors != 1 || s.Calls != 1 {
+		t.Errorf("Stats = %+v, want the record refused as a Redis error and the provider asked", s)
+	}
 }
 
 // redisClient returns a client of its own for the test to look into Redis

@@ -39,6 +39,12 @@ type Introspection struct {
 	// an issuer's audiences must a JWT's: a token minted for another API
 	// must not pass here.
 	Audiences []string `yaml:"audiences"`
+	// Issuers, when set, must name an introspected token's iss exactly,
+	// and a token without iss is refused. An endpoint vouches for every
+	// token its provider knows, which may be more than the issuers trusted
+	// here: another realm, tenant or authorization server of the same
+	// provider.
+	Issuers []string `yaml:"issuers"`
 	// AuthMethod is how scopegate authenticates to the endpoint:
 	// "client_secret_basic" (the default) or "client_secret_post".
 	AuthMethod string `yaml:"auth_method"`
@@ -49,9 +55,19 @@ type Introspection struct {
 	ClientSecretEnv  string `yaml:"client_secret_env"`
 	// Timeout bounds one introspection request; default
 	// DefaultIntrospectionTimeout.
-	Timeout time.Duration      `yaml:"timeout"`
-	Cache   IntrospectionCache `yaml:"cache"`
-	Breaker CircuitBreaker     `yaml:"breaker"`
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxConcurrent bounds the requests to the endpoint under way at once;
+	// zero means DefaultIntrospectionMaxConcurrent. MaxRate bounds the
+	// requests per second, in bursts of at most MaxRate; zero means
+	// DefaultIntrospectionMaxRate. Any bearer string that is not cached
+	// costs a request, so without them anyone could make the provider
+	// answer as fast as they can send garbage. A check past either bound
+	// is refused at once as unavailable (503); checks answered from the
+	// cache are not bounded.
+	MaxConcurrent int                `yaml:"max_concurrent"`
+	MaxRate       int                `yaml:"max_rate"`
+	Cache         IntrospectionCache `yaml:"cache"`
+	Breaker       CircuitBreaker     `yaml:"breaker"`
 }
 
 // IntrospectionCache configures the cache of introspection answers. An
@@ -80,7 +96,11 @@ type IntrospectionCache struct {
 // keeps failing. After Failures consecutive failures, checks that need the
 // provider are denied at once for Backoff; then one check is let through as
 // a probe. A failed probe doubles the wait, up to MaxBackoff; a successful
-// one closes the breaker.
+// one closes the breaker. A failure is a request that got no answer in
+// time, a 429 or a 5xx status: the provider's own state. Any other answer,
+// a 4xx refusal or a malformed body included, is about the request or the
+// token, which a caller chooses: counting it would let anyone open the
+// breaker for everyone.
 type CircuitBreaker struct {
 	Failures   int           `yaml:"failures"`    // default 5
 	Backoff    time.Duration `yaml:"backoff"`     // default 1s
@@ -88,10 +108,22 @@ type CircuitBreaker struct {
 }
 
 // Defaults of an Introspection configuration.
+//
+// DefaultIntrospectionMaxRate is per instance. At the default max_ttl it
+// keeps the answers about 30,000 distinct tokens fresh, far more than the
+// clients of a service usually hold, and an instance that starts with an
+// empty cache fills it with that many answers a second; yet a flood of
+// garbage tokens costs the provider at most 100 requests a second per
+// instance, a load that a self-hosted provider takes in its stride. Behind
+// a provider that limits its clients' rates, set max_rate below its limit
+// divided by the number of instances: its 429s count as failures and would
+// open the breaker.
 const (
-	DefaultIntrospectionTimeout = 500 * time.Millisecond
-	DefaultMaxTTL               = 5 * time.Minute
-	DefaultNegativeTTL          = 10 * time.Second
+	DefaultIntrospectionTimeout       = 500 * time.Millisecond
+	DefaultIntrospectionMaxConcurrent = 64
+	DefaultIntrospectionMaxRate       = 100
+	DefaultMaxTTL                     = 5 * time.Minute
+	DefaultNegativeTTL                = 10 * time.Second
 )
 
 // The client authentication methods of RFC 6749 section 2.3.1.
@@ -143,7 +175,18 @@ func (c *Introspection) Validate() []FieldError {
 			add(field, "must not be negative")
 		}
 	}
+	for i, iss := range c.Issuers {
+		if iss == "" {
+			add(fmt.Sprintf("issuers[%d]", i), "an issuer must not be empty")
+		}
+	}
 	nonNegative("timeout", c.Timeout)
+	if c.MaxConcurrent < 0 {
+		add("max_concurrent", "must not be negative")
+	}
+	if c.MaxRate < 0 {
+		add("max_rate", "must not be negative")
+	}
 	if c.Cache.MaxTTL != nil {
 		nonNegative("cache.max_ttl", *c.Cache.MaxTTL)
 	}
@@ -211,9 +254,9 @@ type IntrospectorOptions struct {
 
 // Introspector is the Verifier of tokens by RFC 7662 introspection. It
 // caches the provider's answers in process and, when configured, in Redis;
-// sends one request for all concurrent checks of one token; and stops
-// calling a failing provider for a while (see CircuitBreaker). It is safe
-// for concurrent use.
+// sends one request for all concurrent checks of one token; bounds the
+// requests under way and per second; and stops calling a failing provider
+// for a while (see CircuitBreaker). It is safe for concurrent use.
 type Introspector struct {
 	endpoint string
 	clientID string
@@ -223,6 +266,7 @@ type Introspector struct {
 	client   *http.Client
 	extra    []string
 	aud      []string
+	issuers  []string
 
 	maxTTL time.Duration // of an active answer
 	negTTL time.Duration // of an inactive answer
@@ -230,6 +274,8 @@ type Introspector struct {
 	redis  redis.UniversalClient
 
 	flights singleflight.Group
+	slots   chan struct{} // one per request under way
+	limiter *rate.Limiter
 	breaker breaker
 
 	log        *slog.Logger
@@ -256,16 +302,22 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 	if err != nil {
 		return nil, fmt.Errorf("introspection: client secret: %w", err)
 	}
+	maxConcurrent := cmp.Or(cfg.MaxConcurrent, DefaultIntrospectionMaxConcurrent)
+	maxRate := cmp.Or(cfg.MaxRate, DefaultIntrospectionMaxRate)
 	in := &Introspector{
 		endpoint: cfg.Endpoint,
 		clientID: cfg.ClientID,
 		secret:   secret,
 		post:     cfg.AuthMethod == ClientSecretPost,
 		timeout:  cmp.Or(cfg.Timeout, DefaultIntrospectionTimeout),
+		client:   newIntrospectionClient(opts.HTTPClient, maxConcurrent),
 		extra:    opts.ExtraClaims,
 		aud:      cfg.Audiences,
+		issuers:  cfg.Issuers,
 		maxTTL:   DefaultMaxTTL,
 		negTTL:   DefaultNegativeTTL,
+		slots:    make(chan struct{}, maxConcurrent),
+		limiter:  rate.NewLimiter(rate.Limit(maxRate), maxRate),
 		breaker: breaker{
 			threshold:  cmp.Or(cfg.Breaker.Failures, 5),
 			minBackoff: cmp.Or(cfg.Breaker.Backoff, time.Second),
@@ -274,7 +326,6 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 		log:       cmp.Or(opts.Logger, slog.Default()),
 		redisLogs: rate.Sometimes{Interval: 10 * time.Second},
 	}
-	in.client = newIntrospectionClient(opts.HTTPClient)
 	if d := cfg.Cache.MaxTTL; d != nil {
 		in.maxTTL = *d
 	}
@@ -286,16 +337,22 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 	}
 	in.l1 = NewMemoryCache(cfg.Cache.MaxEntries)
 	if r := cfg.Cache.Redis; r != nil {
+		key, err := recordKey(secret)
+		if err != nil {
+			return nil, fmt.Errorf("introspection: cache: %w", err)
+		}
 		in.redis, err = r.NewClient()
 		if err != nil {
 			return nil, fmt.Errorf("introspection: cache: %w", err)
 		}
-		in.l2 = NewRedisCache(in.redis, r.Timeout)
+		in.l2 = NewRedisCache(in.redis, providerNamespace(cfg.Endpoint, cfg.ClientID), key, r.Timeout)
 	}
 	return in, nil
 }
 
-func newIntrospectionClient(c *http.Client) *http.Client {
+// newIntrospectionClient returns the client of the introspection requests,
+// at most maxConcurrent at once: c, or a client of its own.
+func newIntrospectionClient(c *http.Client, maxConcurrent int) *http.Client {
 	var client http.Client
 	if c != nil {
 		client = *c
@@ -303,7 +360,7 @@ func newIntrospectionClient(c *http.Client) *http.Client {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		// Every check of an uncached token is a request to one host: keep
 		// enough connections open that a burst does not dial anew.
-		t.MaxIdleConnsPerHost = 64
+		t.MaxIdleConnsPerHost = maxConcurrent
 		client.Transport = t
 	}
 	// A redirect would carry the token and the client secret elsewhere.
@@ -322,12 +379,14 @@ func (in *Introspector) Close() error {
 }
 
 // Verify returns the claims of an active token. It refuses an inactive
-// token with ReasonInactive and an expired one with ReasonTokenExpired. It
-// refuses with Unavailable set when the provider could not give an answer:
-// with ReasonIntrospectionDown when it could not be reached in time or the
-// breaker is open, with ReasonIntrospection when it answered but not
-// usefully. The returned Claims may be shared with the cache: treat them as
-// read-only.
+// token with ReasonInactive, an expired one with ReasonTokenExpired, one of
+// an issuer not among Issuers with ReasonUnknownIssuer and one for none of
+// the Audiences with ReasonBadAudience. It refuses with Unavailable set
+// when the provider could not give an answer: with ReasonIntrospectionDown
+// when it could not be reached in time, the breaker is open, or
+// MaxConcurrent or MaxRate would be exceeded; with ReasonIntrospection when
+// it answered but not usefully. The returned Claims may be shared with the
+// cache: treat them as read-only.
 func (in *Introspector) Verify(ctx context.Context, token string) (*Claims, error) {
 	key := TokenKey(token)
 	if in.l1 != nil {
@@ -362,12 +421,16 @@ func (in *Introspector) await(ctx context.Context, key [32]byte, token string) (
 }
 
 // verdict returns the claims of t's token now, or why it is refused. The
-// audience is checked here, not when the answer is cached, so that the
-// cache (shared through Redis) holds only what the provider said.
+// issuer and the audience are checked here, not when the answer is cached,
+// so that the cache (shared through Redis) holds only what the provider
+// said.
 func (in *Introspector) verdict(t CachedToken) (*Claims, error) {
 	c, err := t.verdict(time.Now())
 	if err != nil {
 		return nil, err
+	}
+	if len(in.issuers) > 0 && !slices.Contains(in.issuers, c.Issuer) {
+		return nil, &TokenError{Reason: ReasonUnknownIssuer, Description: "the token's issuer is not trusted"}
 	}
 	if len(in.aud) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(in.aud, a) }) {
 		return nil, &TokenError{Reason: ReasonBadAudience, Description: "the token is not meant for this audience"}
@@ -402,21 +465,8 @@ func (in *Introspector) load(ctx context.Context, key [32]byte, token string) (C
 			in.stats.l2Misses.Add(1)
 		}
 	}
-	probe, ok := in.breaker.allow(time.Now())
-	if !ok {
-		in.stats.shortCircuits.Add(1)
-		return CachedToken{}, &TokenError{Reason: ReasonIntrospectionDown, Unavailable: true,
-			Description: "the introspection endpoint is failing; retry later"}
-	}
-	in.stats.calls.Add(1)
-	t, err := in.introspect(ctx, token)
-	var te *TokenError
-	failed := errors.As(err, &te) && te.Unavailable
-	in.breaker.record(probe, !failed, time.Now())
+	t, err := in.call(ctx, token)
 	if err != nil {
-		if failed {
-			in.stats.failures.Add(1)
-		}
 		return CachedToken{}, err
 	}
 	if in.l1 != nil && time.Now().Before(t.Until) {
@@ -430,6 +480,45 @@ func (in *Introspector) load(ctx context.Context, key [32]byte, token string) (C
 	return t, nil
 }
 
+// call asks the provider about token, unless the breaker is open or the
+// request would exceed MaxConcurrent or MaxRate: then it refuses at once,
+// since a check that waited would hold its caller for a request that a
+// flood may never let through.
+func (in *Introspector) call(ctx context.Context, token string) (CachedToken, error) {
+	select {
+	case in.slots <- struct{}{}:
+		defer func() { <-in.slots }()
+	default:
+		in.stats.throttled.Add(1)
+		return CachedToken{}, introspectionThrottled()
+	}
+	probe, ok := in.breaker.allow(time.Now())
+	if !ok {
+		in.stats.shortCircuits.Add(1)
+		return CachedToken{}, &TokenError{Reason: ReasonIntrospectionDown, Unavailable: true,
+			Description: "the introspection endpoint is failing; retry later"}
+	}
+	// After the breaker, so that an open breaker spends none of the rate.
+	if !in.limiter.Allow() {
+		in.breaker.cancel(probe)
+		in.stats.throttled.Add(1)
+		return CachedToken{}, introspectionThrottled()
+	}
+	in.stats.calls.Add(1)
+	t, failing, err := in.introspect(ctx, token)
+	in.breaker.record(probe, !failing, time.Now())
+	var te *TokenError
+	if errors.As(err, &te) && te.Unavailable {
+		in.stats.failures.Add(1)
+	}
+	return t, err
+}
+
+func introspectionThrottled() *TokenError {
+	return &TokenError{Reason: ReasonIntrospectionDown, Unavailable: true,
+		Description: "too many tokens are being introspected; retry later"}
+}
+
 // redisFailed counts and reports a Redis failure. The check goes on
 // without Redis: a cache never decides a check.
 func (in *Introspector) redisFailed(err error) {
@@ -440,8 +529,9 @@ func (in *Introspector) redisFailed(err error) {
 }
 
 // introspect asks the provider about token. Its answer holds until the
-// cache should drop it.
-func (in *Introspector) introspect(ctx context.Context, token string) (CachedToken, error) {
+// cache should drop it. failing reports a failure of the provider itself,
+// which the breaker counts: no answer in time, 429 or a 5xx status.
+func (in *Introspector) introspect(ctx context.Context, token string) (t CachedToken, failing bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
@@ -451,7 +541,7 @@ func (in *Introspector) introspect(ctx context.Context, token string) (CachedTok
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
-		return CachedToken{}, introspectionFailed("the introspection request could not be made", err)
+		return CachedToken{}, false, introspectionFailed("the introspection request could not be made", err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
@@ -461,26 +551,33 @@ func (in *Introspector) introspect(ctx context.Context, token string) (CachedTok
 	}
 	resp, err := in.client.Do(req)
 	if err != nil {
-		return CachedToken{}, introspectionDown(err)
+		return CachedToken{}, true, introspectionDown(err)
 	}
 	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusOK:
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		return CachedToken{}, introspectionDown(fmt.Errorf("introspection endpoint answered %s", resp.Status))
-	default:
-		return CachedToken{}, introspectionFailed("the introspection endpoint refused the request",
-			fmt.Errorf("introspection endpoint answered %s", resp.Status))
+	if code := resp.StatusCode; code != http.StatusOK {
+		status := fmt.Errorf("introspection endpoint answered %s", resp.Status)
+		switch {
+		case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
+			code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
+			return CachedToken{}, true, introspectionDown(status)
+		case code >= 500:
+			return CachedToken{}, true, introspectionFailed("the introspection endpoint failed", status)
+		}
+		// A 4xx (or a redirect, never followed) refuses this request: a
+		// token the provider will not read, or scopegate's credentials or
+		// endpoint. The provider itself is answering.
+		return CachedToken{}, false, introspectionFailed("the introspection endpoint refused the request", status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIntrospectionResponse+1))
 	if err != nil {
-		return CachedToken{}, introspectionDown(err)
+		return CachedToken{}, true, introspectionDown(err)
 	}
 	if len(body) > maxIntrospectionResponse {
-		return CachedToken{}, introspectionFailed("the introspection response is too large",
+		return CachedToken{}, false, introspectionFailed("the introspection response is too large",
 			fmt.Errorf("introspection response exceeds %d bytes", maxIntrospectionResponse))
 	}
-	return in.parse(body, time.Now())
+	t, err = in.parse(body, time.Now())
+	return t, false, err
 }
 
 func introspectionDown(err error) *TokenError {
@@ -622,12 +719,13 @@ type IntrospectionStats struct {
 	Calls            uint64 // requests sent to the provider
 	Failures         uint64 // requests that got no usable answer
 	ShortCircuits    uint64 // checks denied at once by the open breaker
+	Throttled        uint64 // checks denied at once by MaxConcurrent or MaxRate
 }
 
 type introspectionCounters struct {
 	l1Hits, l1Misses, l2Hits, l2Misses atomic.Uint64
 	redisErrors, calls, failures       atomic.Uint64
-	shortCircuits                      atomic.Uint64
+	shortCircuits, throttled           atomic.Uint64
 }
 
 // Stats returns the Introspector's counters.
@@ -638,7 +736,7 @@ func (in *Introspector) Stats() IntrospectionStats {
 		L2Hits: s.l2Hits.Load(), L2Misses: s.l2Misses.Load(),
 		RedisErrors: s.redisErrors.Load(),
 		Calls:       s.calls.Load(), Failures: s.failures.Load(),
-		ShortCircuits: s.shortCircuits.Load(),
+		ShortCircuits: s.shortCircuits.Load(), Throttled: s.throttled.Load(),
 	}
 }
 
@@ -670,6 +768,15 @@ func (b *breaker) allow(now time.Time) (probe, ok bool) {
 	}
 	b.probing = true
 	return true, true
+}
+
+// cancel notes that an allowed call was not made after all.
+func (b *breaker) cancel(probe bool) {
+	if probe {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.probing = false
+	}
 }
 
 // record notes at now whether an allowed call succeeded.

@@ -61,3 +61,26 @@ func TestBreaker(t *testing.T) {
 		}
 	}
 }
+
+func TestBreakerProbeNotMadeLetsAnotherThrough(t *testing.T) {
+	b := breaker{threshold: 1, minBackoff: time.Second, maxBackoff: time.Second}
+	now := time.Unix(1000, 0)
+	b.record(false, false, now)
+	now = now.Add(time.Second)
+	probe, ok := b.allow(now)
+	if !ok || !probe {
+		t.Fatalf("allow after the back-off = probe %v, ok %v; want a probe", probe, ok)
+	}
+	// A probe refused by the rate limit, say: the breaker must not wait
+	// for its outcome forever.
+	b.cancel(probe)
+	if probe, ok := b.allow(now); !ok || !probe {
+		t.Fatalf("allow after a cancelled probe = probe %v, ok %v; want another probe", probe, ok)
+	}
+	// Cancelling a call of a closed breaker changes nothing.
+	b.record(true, true, now)
+	b.cancel(false)
+	if probe, ok := b.allow(now); !ok || probe {
+		t.Fatalf("allow of the closed breaker = probe %v, ok %v; want a plain call", probe, ok)
+	}
+}

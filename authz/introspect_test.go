@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -201,10 +203,11 @@ func TestIntrospectBadResponses(t *testing.T) {
 		{"response too large", with("pad", strings.Repeat("x", 64<<10)), authz.ReasonIntrospection},
 		{"DPoP-bound token", with("token_type", "DPoP"), authz.ReasonTokenType},
 	}
+	// One Introspector for all: a malformed answer is about one token, not
+	// the provider's health, and must not open the breaker.
+	in := newIntrospector(t, introspectionConfig(t, srv))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// An Introspector each, lest the failures open its breaker.
-			in := newIntrospector(t, introspectionConfig(t, srv))
 			token := newToken(t)
 			srv.Register(token, tt.response)
 			c, err := in.Verify(context.Background(), token)
@@ -513,6 +516,10 @@ func TestIntrospectionValidate(t *testing.T) {
 			c.Cache.MaxTTL = duration(-1)
 			c.Cache.NegativeTTL = duration(-1)
 		}, []string{"timeout", "cache.max_ttl", "cache.negative_ttl"}},
+		{"issuers", func(c *authz.Introspection) { c.Issuers = []string{"https://idp.example.com"} }, nil},
+		{"an empty issuer", func(c *authz.Introspection) { c.Issuers = []string{"https://idp.example.com", ""} }, []string{"issuers[1]"}},
+		{"bounds on the calls", func(c *authz.Introspection) { c.MaxConcurrent, c.MaxRate = 8, 10 }, nil},
+		{"negative bounds on the calls", func(c *authz.Introspection) { c.MaxConcurrent, c.MaxRate = -1, -1 }, []string{"max_concurrent", "max_rate"}},
 		{"caching off", func(c *authz.Introspection) { c.Cache.MaxTTL = duration(0) }, nil},
 		{"breaker", func(c *authz.Introspection) {
 			c.Breaker = authz.CircuitBreaker{Failures: -1, Backoff: time.Minute, MaxBackoff: time.Second}
@@ -570,6 +577,8 @@ func BenchmarkIntrospectL2Hit(b *testing.B) {
 	// A generous timeout: a Redis slowed by a busy machine would send
 	// checks to the provider, which this benchmark does not measure.
 	cfg.Cache.Redis = &authz.Redis{Addrs: []string{testutil.Redis(b)}, Timeout: time.Second}
+	// Warming asks about every token at once.
+	cfg.MaxRate = 1 << 20
 	// Many tokens through a one-entry memory cache: nearly every check
 	// goes to Redis.
 	cfg.Cache.MaxEntries = 1
@@ -601,6 +610,7 @@ func BenchmarkIntrospectMiss(b *testing.B) {
 	srv := testutil.NewIntrospectionServer(b)
 	cfg := introspectionConfig(b, srv)
 	cfg.Cache.MaxTTL = duration(0)
+	cfg.MaxRate = 1 << 20 // the cost of a call, not of being refused one
 	in := newIntrospector(b, cfg)
 	token := newToken(b)
 	srv.Register(token, activeResponse())
@@ -645,5 +655,248 @@ func TestIntrospectRefusesTokensNotMeantForThisService(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestIntrospectRefusesTokensOfUntrustedIssuers(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	cfg.Issuers = []string{"https://idp.example.com/realms/orders", "https://idp.example.com/realms/billing"}
+	in := newIntrospector(t, cfg)
+	tests := []struct {
+		name   string
+		iss    any          // nil for none
+		reason authz.Reason // "" for accepted
+	}{
+		{"a trusted issuer", "https://idp.example.com/realms/orders", ""},
+		{"another trusted issuer", "https://idp.example.com/realms/billing", ""},
+		{"another realm of the same provider", "https://idp.example.com/realms/hr", authz.ReasonUnknownIssuer},
+		{"a trusted issuer with a trailing slash", "https://idp.example.com/realms/orders/", authz.ReasonUnknownIssuer},
+		{"no issuer", nil, authz.ReasonUnknownIssuer},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			token := newToken(t)
+			r := activeResponse()
+			r["iss"] = tt.iss
+			srv.Register(token, r)
+			for range 2 { // the second answer comes from the cache
+				c, err := in.Verify(context.Background(), token)
+				if tt.reason == "" {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					if c.Issuer != tt.iss {
+						t.Fatalf("claims issuer = %q, want %q", c.Issuer, tt.iss)
+					}
+					continue
+				}
+				// A token of another issuer is refused, not unavailable:
+				// asking again will not help.
+				wantReason(t, err, tt.reason, false)
+			}
+		})
+	}
+}
+
+func TestIntrospectBoundsTheCallsOfAFlood(t *testing.T) {
+	const flood = 300
+	// The provider answers slowly, so that the calls let through are still
+	// under way when the flood is refused.
+	const delay = time.Second
+	tests := []struct {
+		name          string
+		maxConcurrent int
+		maxRate       int
+	}{
+		{"max_concurrent bounds the calls under way", 4, 1 << 20},
+		{"max_rate bounds the calls per second", 0, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := testutil.NewIntrospectionServer(t)
+			cfg := introspectionConfig(t, srv)
+			cfg.MaxConcurrent, cfg.MaxRate = tt.maxConcurrent, tt.maxRate
+			cfg.Timeout = 5 * delay
+			in := newIntrospector(t, cfg)
+			ctx := context.Background()
+			start := time.Now()
+			cached := newToken(t)
+			srv.Register(cached, activeResponse())
+			if _, err := in.Verify(ctx, cached); err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+
+			// Random bearer strings, each a call to the provider unless
+			// refused.
+			srv.SetDelay(delay)
+			var (
+				wg        sync.WaitGroup
+				mu        sync.Mutex
+				lastStart time.Duration // since start, of the flood's last check
+				answered  int
+				refused   int
+			)
+			for range flood {
+				wg.Go(func() {
+					began := time.Now()
+					_, err := in.Verify(ctx, newToken(t))
+					took := time.Since(began)
+					mu.Lock()
+					defer mu.Unlock()
+					lastStart = max(lastStart, began.Sub(start))
+					var te *authz.TokenError
+					switch {
+					case errors.As(err, &te) && te.Reason == authz.ReasonInactive:
+						answered++
+					case errors.As(err, &te) && te.Reason == authz.ReasonIntrospectionDown && te.Unavailable:
+						refused++
+						if took > delay/2 {
+							t.Errorf("a refusal took %v: it waited on the provider", took)
+						}
+					default:
+						t.Errorf("Verify: %v", err)
+					}
+				})
+			}
+			// Once the flood is being refused, a cached token still passes
+			// without a call.
+			for deadline := start.Add(delay); in.Stats().Throttled == 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			if _, err := in.Verify(ctx, cached); err != nil {
+				t.Errorf("Verify of a cached token during the flood: %v", err)
+			}
+			wg.Wait()
+
+			bound := tt.maxConcurrent
+			if tt.maxConcurrent == 0 {
+				// The burst less the cached token's call, and what the
+				// bucket refilled until the last of the flood arrived.
+				bound = tt.maxRate - 1 + int(math.Ceil(float64(tt.maxRate)*lastStart.Seconds()))
+			}
+			s := in.Stats()
+			if answered > bound || answered+1 != srv.Calls() {
+				t.Errorf("%d checks answered with %d provider calls, want at most %d", answered, srv.Calls()-1, bound)
+			}
+			if refused == 0 || uint64(refused) != s.Throttled {
+				t.Errorf("%d checks refused, Stats = %+v; want the rest of the flood refused and counted", refused, s)
+			}
+			if s.ShortCircuits != 0 {
+				t.Errorf("Stats = %+v: the flood opened the breaker", s)
+			}
+
+			// The flood over, a new token passes as soon as the bucket
+			// has refilled a little.
+			srv.SetDelay(0)
+			time.Sleep(2 * time.Second / time.Duration(tt.maxRate))
+			token := newToken(t)
+			srv.Register(token, activeResponse())
+			if _, err := in.Verify(ctx, token); err != nil {
+				t.Errorf("Verify of a new token after the flood: %v", err)
+			}
+		})
+	}
+}
+
+func TestIntrospectBreakerCountsOnlyTheProvidersFailures(t *testing.T) {
+	status := func(code int) func(*testutil.IntrospectionServer, *authz.Introspection) {
+		return func(srv *testutil.IntrospectionServer, _ *authz.Introspection) { srv.SetStatus(code) }
+	}
+	tests := []struct {
+		name   string
+		fail   func(*testutil.IntrospectionServer, *authz.Introspection)
+		reason authz.Reason
+		opens  bool
+	}{
+		{"400 for a token the provider will not read", status(http.StatusBadRequest), authz.ReasonIntrospection, false},
+		{"401 for scopegate's credentials", status(http.StatusUnauthorized), authz.ReasonIntrospection, false},
+		{"403", status(http.StatusForbidden), authz.ReasonIntrospection, false},
+		{"413 for a token too large", status(http.StatusRequestEntityTooLarge), authz.ReasonIntrospection, false},
+		{"a body that is not JSON", func(srv *testutil.IntrospectionServer, _ *authz.Introspection) {
+			srv.SetFault(testutil.IntrospectionGarbage)
+		}, authz.ReasonIntrospection, false},
+		{"429 shedding load", status(http.StatusTooManyRequests), authz.ReasonIntrospectionDown, true},
+		{"500", status(http.StatusInternalServerError), authz.ReasonIntrospection, true},
+		{"503", status(http.StatusServiceUnavailable), authz.ReasonIntrospectionDown, true},
+		{"no answer in time", func(srv *testutil.IntrospectionServer, cfg *authz.Introspection) {
+			srv.SetDelay(5 * time.Second)
+			cfg.Timeout = 100 * time.Millisecond
+		}, authz.ReasonIntrospectionDown, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := testutil.NewIntrospectionServer(t)
+			cfg := introspectionConfig(t, srv)
+			cfg.Breaker = authz.CircuitBreaker{Failures: 3, Backoff: time.Minute}
+			tt.fail(srv, &cfg)
+			in := newIntrospector(t, cfg)
+			ctx := context.Background()
+			for range cfg.Breaker.Failures {
+				_, err := in.Verify(ctx, newToken(t))
+				wantReason(t, err, tt.reason, true)
+			}
+			_, err := in.Verify(ctx, newToken(t))
+			calls, s := srv.Calls(), in.Stats()
+			if tt.opens {
+				wantReason(t, err, authz.ReasonIntrospectionDown, true)
+				if calls != 3 || s.ShortCircuits != 1 {
+					t.Errorf("%d provider calls, Stats %+v; want 3 calls, then the breaker open", calls, s)
+				}
+				return
+			}
+			wantReason(t, err, tt.reason, true)
+			if calls != 4 || s.ShortCircuits != 0 {
+				t.Errorf("%d provider calls, Stats %+v; want 4 calls and the breaker closed", calls, s)
+			}
+		})
+	}
+}
+
+func TestIntrospectCachedAnswersOutliveAnOpenBreaker(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	cfg.Breaker = authz.CircuitBreaker{Failures: 3, Backoff: time.Minute}
+	cfg.Cache.Redis = &authz.Redis{Addrs: []string{testutil.Redis(t)}, Timeout: 2 * time.Second}
+	in, other := newIntrospector(t, cfg), newIntrospector(t, cfg)
+	ctx := context.Background()
+	inMemory, inRedis := newToken(t), newToken(t)
+	for _, tok := range []string{inMemory, inRedis} {
+		srv.Register(tok, activeResponse())
+	}
+	if _, err := in.Verify(ctx, inMemory); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	// Another instance's answer, in Redis but not in this one's memory.
+	if _, err := other.Verify(ctx, inRedis); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+
+	srv.SetStatus(http.StatusServiceUnavailable)
+	for range cfg.Breaker.Failures {
+		in.Verify(ctx, newToken(t))
+	}
+	_, err := in.Verify(ctx, newToken(t))
+	wantReason(t, err, authz.ReasonIntrospectionDown, true)
+	if s := in.Stats(); s.ShortCircuits != 1 {
+		t.Fatalf("Stats = %+v, want the breaker open", s)
+	}
+	calls := srv.Calls()
+
+	tests := []struct {
+		name, token string
+	}{
+		{"answer in memory", inMemory},
+		{"answer in Redis", inRedis},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := in.Verify(ctx, tt.token); err != nil {
+				t.Errorf("Verify with the breaker open: %v", err)
+			}
+		})
+	}
+	if n := srv.Calls(); n != calls {
+		t.Errorf("provider calls = %d, want %d: cached answers need none", n, calls)
 	}
 }

@@ -3,6 +3,9 @@ package authz
 import (
 	"cmp"
 	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -129,47 +132,91 @@ func readSecret(file, env string) (string, error) {
 	return "", nil
 }
 
-// RedisKeyPrefix begins the Redis key of every cached token. The rest of
-// the key is the hex SHA-256 of the token: a token itself is never written
-// to Redis.
+// RedisKeyPrefix begins the Redis key of every cached token. The key goes
+// on with the namespace of the provider that answered, a colon, and the hex
+// SHA-256 of the token: a token itself is never written to Redis. An
+// Introspector's namespace is the first 16 hex digits of the SHA-256 of its
+// endpoint, a newline and its client_id, so that instances asking other
+// providers (staging and production, say) never read each other's answers
+// from one Redis.
 const RedisKeyPrefix = "scopegate:tok:"
+
+// providerNamespace is the namespace of the Redis keys of the answers that
+// the endpoint gives client. An endpoint, a URL, holds no newline, so that
+// no other pair has the same hashed string.
+func providerNamespace(endpoint, client string) string {
+	h := sha256.Sum256([]byte(endpoint + "\n" + client))
+	return hex.EncodeToString(h[:8])
+}
+
+// recordKey derives the key of the Redis records' MAC from the client
+// secret, which every instance asking the same provider as the same client
+// holds, and Redis never sees.
+func recordKey(clientSecret string) ([]byte, error) {
+	return hkdf.Key(sha256.New, []byte(clientSecret), nil, "scopegate token cache record", sha256.Size)
+}
 
 // RedisCache is the TokenCache tier in Redis, shared by every scopegate
 // instance. Each value is a compact binary record of the claims (see
-// appendCachedToken) that Redis expires when the answer goes stale.
+// appendCachedToken) followed by its HMAC-SHA256, and Redis expires it when
+// the answer goes stale. The MAC covers the key too: without the secret,
+// one who can write to Redis can neither forge an answer nor move a token's
+// answer to another token's key.
 type RedisCache struct {
-	client  redis.UniversalClient
-	timeout time.Duration
+	client    redis.UniversalClient
+	timeout   time.Duration
+	namespace string
+	secret    []byte
 }
 
-// NewRedisCache returns a RedisCache on client whose every call is bounded
-// by timeout, or DefaultRedisTimeout when timeout is not positive.
-func NewRedisCache(client redis.UniversalClient, timeout time.Duration) *RedisCache {
+// NewRedisCache returns a RedisCache on client whose keys are in namespace
+// and whose records are authenticated with secret; an Introspector's
+// namespace and secret are those of its provider and client. Every call is
+// bounded by timeout, or DefaultRedisTimeout when timeout is not positive.
+func NewRedisCache(client redis.UniversalClient, namespace string, secret []byte, timeout time.Duration) *RedisCache {
 	if timeout <= 0 {
 		timeout = DefaultRedisTimeout
 	}
-	return &RedisCache{client: client, timeout: timeout}
+	return &RedisCache{client: client, timeout: timeout, namespace: namespace, secret: secret}
 }
 
-func redisKey(key [32]byte) string {
-	var b [len(RedisKeyPrefix) + 2*len(key)]byte
-	copy(b[:], RedisKeyPrefix)
-	hex.Encode(b[len(RedisKeyPrefix):], key[:])
-	return string(b[:])
+func (r *RedisCache) key(key [32]byte) string {
+	return RedisKeyPrefix + r.namespace + ":" + hex.EncodeToString(key[:])
 }
+
+// mac appends to b the MAC of the record rec stored under the Redis key k.
+// The key's length goes first, so that no other key and record run
+// together into the same bytes.
+func (r *RedisCache) mac(b []byte, k, rec string) []byte {
+	m := hmac.New(sha256.New, r.secret)
+	m.Write(binary.AppendUvarint(nil, uint64(len(k))))
+	m.Write([]byte(k))
+	m.Write([]byte(rec))
+	return m.Sum(b)
+}
+
+var errBadMAC = errors.New("the record's MAC does not match: written with another client secret, or forged")
 
 // Get returns the fresh entry for key, if any.
 func (r *RedisCache) Get(ctx context.Context, key [32]byte) (CachedToken, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	v, err := r.client.Get(ctx, redisKey(key)).Result()
+	k := r.key(key)
+	v, err := r.client.Get(ctx, k).Result()
 	if err == redis.Nil {
 		return CachedToken{}, false, nil
 	}
 	if err != nil {
 		return CachedToken{}, false, fmt.Errorf("token cache: redis GET: %w", err)
 	}
-	t, err := parseCachedToken(v)
+	if len(v) < sha256.Size {
+		return CachedToken{}, false, fmt.Errorf("token cache: redis value: %w", errBadRecord)
+	}
+	rec, sum := v[:len(v)-sha256.Size], v[len(v)-sha256.Size:]
+	if !hmac.Equal(r.mac(nil, k, rec), []byte(sum)) {
+		return CachedToken{}, false, fmt.Errorf("token cache: redis value: %w", errBadMAC)
+	}
+	t, err := parseCachedToken(rec)
 	if err != nil {
 		return CachedToken{}, false, fmt.Errorf("token cache: redis value: %w", err)
 	}
@@ -189,7 +236,9 @@ func (r *RedisCache) Set(ctx context.Context, key [32]byte, t CachedToken) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	if err := r.client.Set(ctx, redisKey(key), appendCachedToken(nil, t), ttl).Err(); err != nil {
+	k := r.key(key)
+	rec := appendCachedToken(nil, t)
+	if err := r.client.Set(ctx, k, r.mac(rec, k, string(rec)), ttl).Err(); err != nil {
 		return fmt.Errorf("token cache: redis SET: %w", err)
 	}
 	return nil

@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"reflect"
 	"strings"
 	"testing"
@@ -66,13 +68,28 @@ func TestCachedTokenRecordRejectsCorruption(t *testing.T) {
 	}
 }
 
-func TestRedisKeyHoldsNoToken(t *testing.T) {
-	token := "opaque-token-value"
-	k := redisKey(TokenKey(token))
-	if !strings.HasPrefix(k, RedisKeyPrefix) || len(k) != len(RedisKeyPrefix)+64 {
-		t.Errorf("redisKey = %q, want the prefix and 64 hex digits", k)
+func TestRedisKeyNamesTheProviderAndNotTheToken(t *testing.T) {
+	const (
+		endpoint = "https://idp.example.com/oauth2/introspect"
+		client   = "scopegate"
+		token    = "opaque-token-value"
+	)
+	key := TokenKey(token)
+	k := (&RedisCache{namespace: providerNamespace(endpoint, client)}).key(key)
+	sum := sha256.Sum256([]byte(endpoint + "\n" + client))
+	if want := RedisKeyPrefix + hex.EncodeToString(sum[:8]) + ":" + hex.EncodeToString(key[:]); k != want {
+		t.Errorf("key = %q, want %q", k, want)
 	}
 	if strings.Contains(k, token) {
-		t.Errorf("redisKey %q contains the token", k)
+		t.Errorf("key %q contains the token", k)
+	}
+	for _, other := range []struct{ name, endpoint, client string }{
+		{"another endpoint", "https://staging.idp.example.com/oauth2/introspect", client},
+		{"another client", endpoint, "scopegate-staging"},
+		{"the client moved into the endpoint", endpoint + client, ""},
+	} {
+		if providerNamespace(other.endpoint, other.client) == providerNamespace(endpoint, client) {
+			t.Errorf("%s: same namespace", other.name)
+		}
 	}
 }

@@ -39,6 +39,7 @@ type IntrospectionServer struct {
 	authMethod string
 	delay      time.Duration
 	fault      IntrospectionFault
+	status     int
 }
 
 // NewIntrospectionServer starts an introspection endpoint that requires
@@ -91,6 +92,16 @@ func (s *IntrospectionServer) SetFault(f IntrospectionFault) {
 	s.fault = f
 }
 
+// SetStatus makes the server answer every request with status and an OAuth
+// error body, as a provider does that refuses the request (4xx), sheds load
+// (429, with Retry-After) or fails (5xx); 0 lets it answer again as its
+// fault says.
+func (s *IntrospectionServer) SetStatus(status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.status = status
+}
+
 // Close shuts the server down: every later request fails to connect.
 func (s *IntrospectionServer) Close() { s.srv.Close() }
 
@@ -100,7 +111,7 @@ func (s *IntrospectionServer) Calls() int { return int(s.calls.Load()) }
 func (s *IntrospectionServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.calls.Add(1)
 	s.mu.Lock()
-	delay, fault, method := s.delay, s.fault, s.authMethod
+	delay, fault, method, status := s.delay, s.fault, s.authMethod, s.status
 	s.mu.Unlock()
 	// Reading the body first lets the server notice a client that gives up
 	// during the delay.
@@ -111,6 +122,18 @@ func (s *IntrospectionServer) serve(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		}
+	}
+	switch {
+	case status == http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "1")
+		writeIntrospectionJSON(w, status, `{"error":"too_many_requests"}`)
+		return
+	case status >= 500:
+		writeIntrospectionJSON(w, status, `{"error":"server_error"}`)
+		return
+	case status != 0:
+		writeIntrospectionJSON(w, status, `{"error":"invalid_request"}`)
+		return
 	}
 	switch fault {
 	case Introspection500:
