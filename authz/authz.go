@@ -111,6 +111,23 @@ func tokenError(err error) *TokenError {
 	return &TokenError{Reason: ReasonInternal, Description: "the token could not be verified", Err: err}
 }
 
+// maxReplyMargin bounds how long before its caller's deadline a check
+// gives up waiting on a provider.
+const maxReplyMargin = 50 * time.Millisecond
+
+// beforeDeadline returns ctx with its deadline, if it has one, brought
+// forward by a fifth of the time left (at most maxReplyMargin). Waits on
+// providers use it so that a slow provider ends in a deny that reaches
+// Envoy in time: an answer after Envoy's own timeout is a gRPC error to
+// Envoy, which an Envoy with failure_mode_allow turns into an allow.
+func beforeDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	return context.WithDeadline(ctx, dl.Add(-min(time.Until(dl)/5, maxReplyMargin)))
+}
+
 // TokenKey returns the SHA-256 of a token: the only form in which a token
 // may be used as a cache key or shown in a log.
 func TokenKey(token string) [32]byte {

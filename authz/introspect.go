@@ -408,6 +408,8 @@ func (in *Introspector) await(ctx context.Context, key [32]byte, token string) (
 	ch := in.flights.DoChan(hex.EncodeToString(key[:]), func() (any, error) {
 		return in.load(fctx, key, token)
 	})
+	ctx, cancel := beforeDeadline(ctx)
+	defer cancel()
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -416,7 +418,7 @@ func (in *Introspector) await(ctx context.Context, key [32]byte, token string) (
 		return in.verdict(r.Val.(CachedToken))
 	case <-ctx.Done():
 		return nil, &TokenError{Reason: ReasonIntrospectionDown, Unavailable: true,
-			Description: "the check was abandoned while the token was being introspected", Err: ctx.Err()}
+			Description: "the token could not be introspected in time; retry with the same token", Err: ctx.Err()}
 	}
 }
 

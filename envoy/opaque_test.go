@@ -1,6 +1,7 @@
 package envoy_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,14 +21,14 @@ import (
 
 // startOpaque serves scopegate over gRPC with introspection behind the
 // router, as serve wires it, and JWTs from a real IdP beside it.
-func startOpaque(t *testing.T, srv *testutil.IntrospectionServer) *harness {
+func startOpaque(t *testing.T, srv *testutil.IntrospectionServer, timeout time.Duration) *harness {
 	t.Helper()
 	idp := testutil.NewIdP(t)
 	secret := filepath.Join(t.TempDir(), "secret")
 	if err := os.WriteFile(secret, []byte(srv.ClientSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	in, err := authz.NewIntrospector(authz.Introspection{Endpoint: srv.URL, ClientID: srv.ClientID, ClientSecretFile: secret, Timeout: 200 * time.Millisecond}, authz.IntrospectorOptions{})
+	in, err := authz.NewIntrospector(authz.Introspection{Endpoint: srv.URL, ClientID: srv.ClientID, ClientSecretFile: secret, Timeout: timeout}, authz.IntrospectorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func active(scopes string) map[string]any {
 
 func TestOpaqueTokensEndInTheSameDecisions(t *testing.T) {
 	srv := testutil.NewIntrospectionServer(t)
-	h := startOpaque(t, srv)
+	h := startOpaque(t, srv, 200*time.Millisecond)
 	srv.Register("ory_at_reader", active("orders:read"))
 	srv.Register("ory_at_inactive", map[string]any{"active": false})
 	srv.Register("ory_at_expired", map[string]any{"active": true, "scope": "orders:read", "exp": time.Now().Add(-time.Hour).Unix()})
@@ -86,7 +87,7 @@ func TestOpaqueTokensEndInTheSameDecisions(t *testing.T) {
 
 func TestOpaqueTokenCachedClaimsAreCheckedPerRoute(t *testing.T) {
 	srv := testutil.NewIntrospectionServer(t)
-	h := startOpaque(t, srv)
+	h := startOpaque(t, srv, 200*time.Millisecond)
 	srv.Register("ory_at_admin", map[string]any{"active": true, "client_id": "admin-svc", "scope": "orders:read orders:admin", "exp": time.Now().Add(time.Hour).Unix()})
 	if a := h.check(t, "GET", "api.example.com", "/orders/1", bearer("ory_at_admin")); a.status != 200 {
 		t.Fatalf("first route: %d %s", a.status, a.reason)
@@ -102,7 +103,7 @@ func TestOpaqueTokenCachedClaimsAreCheckedPerRoute(t *testing.T) {
 
 func TestProviderDownIs503AskingToRetry(t *testing.T) {
 	srv := testutil.NewIntrospectionServer(t)
-	h := startOpaque(t, srv)
+	h := startOpaque(t, srv, 200*time.Millisecond)
 	srv.Register("ory_at_reader", active("orders:read"))
 	srv.SetDelay(time.Second)
 	a := h.check(t, "GET", "api.example.com", "/orders/1", bearer("ory_at_reader"))
@@ -114,5 +115,24 @@ func TestProviderDownIs503AskingToRetry(t *testing.T) {
 	}
 	if a.headers["www-authenticate"] != "" {
 		t.Errorf("a 503 must not challenge for a new token: %q", a.headers["www-authenticate"])
+	}
+}
+
+// TestSlowProviderIsDeniedBeforeEnvoyGivesUp pins that a check answers
+// before the caller's deadline: a late answer is a gRPC error to Envoy,
+// which failure_mode_allow would turn into an allow.
+func TestSlowProviderIsDeniedBeforeEnvoyGivesUp(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	h := startOpaque(t, srv, 2*time.Second)
+	srv.Register("ory_at_reader", active("orders:read"))
+	srv.SetDelay(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 250*time.Millisecond)
+	defer cancel()
+	resp, err := h.client.Check(ctx, envoy.CheckRequest("GET", "api.example.com", "/orders/1", bearer("ory_at_reader")))
+	if err != nil {
+		t.Fatalf("Check: %v: the deny must reach the caller before its deadline", err)
+	}
+	if got := resp.GetDeniedResponse().GetStatus().GetCode(); got != 503 {
+		t.Fatalf("status %d, want 503", got)
 	}
 }
