@@ -72,6 +72,7 @@ const (
 	ReasonIntrospectionDown  Reason = "introspection_unavailable"
 	ReasonInsufficientScope  Reason = "insufficient_scope"
 	ReasonClientNotAllowed   Reason = "client_not_allowed"
+	ReasonIssuerNotAllowed   Reason = "issuer_not_allowed"
 	ReasonAudienceNotAllowed Reason = "audience_not_allowed"
 	ReasonRouteDenied        Reason = "route_denied"
 	ReasonNoRoute            Reason = "no_route"

@@ -240,6 +240,11 @@ func authorize(d Decision, route *policy.Route, claims *Claims) Decision {
 	d.Claims = claims
 	if route != nil {
 		req := &route.Require
+		// A client id or an audience means something only together with
+		// the issuer that vouches for it: the issuer is checked first.
+		if !req.IssuerAllowed(claims.Issuer) {
+			return d.deny(http.StatusForbidden, ReasonIssuerNotAllowed, "", "the token's issuer is not accepted on this route")
+		}
 		if !req.AudienceAllowed(claims.Audience) {
 			return d.deny(http.StatusUnauthorized, ReasonAudienceNotAllowed, "invalid_token", "the token's audience is not accepted on this route")
 		}

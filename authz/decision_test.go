@@ -202,3 +202,33 @@ routes:
 		})
 	}
 }
+
+func TestCheckBindsClientsToTheirIssuer(t *testing.T) {
+	corp, partner := testutil.NewIdP(t), testutil.NewIdP(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	v, err := authz.NewJWTVerifier(ctx, []authz.Issuer{
+		{Issuer: corp.Issuer(), JWKSURI: corp.JWKSURL()},
+		{Issuer: partner.Issuer(), JWKSURI: partner.JWKSURL()},
+	}, authz.JWTOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	p := mustPolicy(t, `version: 1
+routes:
+  - name: refunds
+    match: { path: /refunds }
+    require:
+      issuers: [`+corp.Issuer()+`]
+      clients: [billing-svc]
+`)
+	a := authz.New(p, v, authz.Options{})
+	if d := a.Check(ctx, request("POST", "/refunds", corp.Token(t, testutil.Client("billing-svc")))); !d.Allow {
+		t.Fatalf("billing-svc of the corporate issuer: %+v", d)
+	}
+	d := a.Check(ctx, request("POST", "/refunds", partner.Token(t, testutil.Client("billing-svc"))))
+	if d.Allow || d.Status != http.StatusForbidden || d.Reason != authz.ReasonIssuerNotAllowed {
+		t.Fatalf("billing-svc of the partner issuer: %+v", d)
+	}
+}

@@ -143,17 +143,22 @@ func (h *harness) check(t *testing.T, method, host, path string, headers map[str
 
 func bearer(tok string) map[string]string { return map[string]string{"authorization": "Bearer " + tok} }
 
-func TestCheckDecisions(t *testing.T) {
-	h := start(t, authz.Options{})
-	read := h.idp.Token(t, testutil.Scopes("orders:read"))
+// decisionCase is one row of the decision table that every listener is
+// held to.
+type decisionCase struct {
+	name, method, host, path string
+	headers                  map[string]string
+	status                   int
+	reason                   authz.Reason
+	challenge                string // substring of www-authenticate; "-" for none
+}
+
+// decisionCases returns the decision table of testPolicy for tokens of
+// idp, the issuer that the listener under test trusts.
+func decisionCases(t *testing.T, idp *testutil.IdP) []decisionCase {
+	read := idp.Token(t, testutil.Scopes("orders:read"))
 	other := testutil.NewIdP(t)
-	tests := []struct {
-		name, method, host, path string
-		headers                  map[string]string
-		status                   int
-		reason                   authz.Reason
-		challenge                string // substring of www-authenticate; "-" for none
-	}{
+	return []decisionCase{
 		{"valid token with the scope is allowed", "GET", "api.example.com", "/orders/1", bearer(read), 200, authz.ReasonAllowed, "-"},
 		{"HEAD follows the method list", "HEAD", "api.example.com", "/orders", bearer(read), 200, authz.ReasonAllowed, "-"},
 		{"public route needs no token", "GET", "api.example.com", "/healthz", nil, 200, authz.ReasonPublic, "-"},
@@ -161,44 +166,53 @@ func TestCheckDecisions(t *testing.T) {
 		{"basic credentials are invalid_request", "GET", "x", "/orders/1", map[string]string{"authorization": "Basic dXNlcjpwYXNz"}, 401, authz.ReasonTokenMalformed, `error="invalid_request"`},
 		{"two tokens are invalid_request", "GET", "x", "/orders/1", map[string]string{"authorization": "Bearer " + read + ",Bearer " + read}, 401, authz.ReasonTokenMalformed, `error="invalid_request"`},
 		{"garbage token is invalid_token", "GET", "x", "/orders/1", bearer("not-a-jwt"), 401, authz.ReasonTokenMalformed, `error="invalid_token"`},
-		{"oversized token is refused before parsing", "GET", "x", "/orders/1", bearer(h.idp.Token(t, testutil.Padded(9000))), 401, authz.ReasonTokenTooLarge, `error="invalid_request"`},
-		{"missing scope is 403 insufficient_scope naming the scope", "GET", "x", "/orders/1", bearer(h.idp.Token(t, testutil.Scopes("orders:write"))), 403, authz.ReasonInsufficientScope, `error="insufficient_scope", error_description="the token lacks scope orders:read", scope="orders:read"`},
-		{"any_of scope from an unlisted client is 403", "POST", "api.example.com", "/orders", bearer(h.idp.Token(t, testutil.Scopes("orders:admin"))), 403, authz.ReasonClientNotAllowed, "-"},
-		{"any_of scope from a listed client is allowed", "POST", "api.example.com", "/orders", bearer(h.idp.Token(t, testutil.Scopes("orders:admin"), testutil.Client("billing-svc"))), 200, authz.ReasonAllowed, "-"},
-		{"host constraint is part of the match", "POST", "other.example.com", "/orders", bearer(h.idp.Token(t, testutil.Scopes("orders:admin"), testutil.Client("billing-svc"))), 403, authz.ReasonNoRoute, "-"},
+		{"oversized token is refused before parsing", "GET", "x", "/orders/1", bearer(idp.Token(t, testutil.Padded(9000))), 401, authz.ReasonTokenTooLarge, `error="invalid_request"`},
+		{"missing scope is 403 insufficient_scope naming the scope", "GET", "x", "/orders/1", bearer(idp.Token(t, testutil.Scopes("orders:write"))), 403, authz.ReasonInsufficientScope, `error="insufficient_scope", error_description="the token lacks scope orders:read", scope="orders:read"`},
+		{"any_of scope from an unlisted client is 403", "POST", "api.example.com", "/orders", bearer(idp.Token(t, testutil.Scopes("orders:admin"))), 403, authz.ReasonClientNotAllowed, "-"},
+		{"any_of scope from a listed client is allowed", "POST", "api.example.com", "/orders", bearer(idp.Token(t, testutil.Scopes("orders:admin"), testutil.Client("billing-svc"))), 200, authz.ReasonAllowed, "-"},
+		{"host constraint is part of the match", "POST", "other.example.com", "/orders", bearer(idp.Token(t, testutil.Scopes("orders:admin"), testutil.Client("billing-svc"))), 403, authz.ReasonNoRoute, "-"},
 		{"explicit deny route is 403 even with a token", "GET", "x", "/admin/users", bearer(read), 403, authz.ReasonRouteDenied, "-"},
 		{"unmatched request is 403 no_route", "GET", "x", "/nowhere", bearer(read), 403, authz.ReasonNoRoute, "-"},
-		{"alg none is refused", "GET", "x", "/orders/1", bearer(h.idp.UnsignedToken(t, testutil.Scopes("orders:read"))), 401, authz.ReasonAlgorithm, `error="invalid_token"`},
-		{"tampered payload is a bad signature", "GET", "x", "/orders/1", bearer(testutil.Tamper(t, h.idp.Token(t, testutil.Scopes("orders:write")), "scope", "orders:read")), 401, authz.ReasonBadSignature, `error="invalid_token"`},
-		{"expired beyond the leeway", "GET", "x", "/orders/1", bearer(h.idp.Token(t, testutil.Scopes("orders:read"), testutil.IssuedIn(-10*time.Minute), testutil.ExpiresIn(-2*time.Minute))), 401, authz.ReasonTokenExpired, `error="invalid_token"`},
-		{"expired within the leeway is allowed", "GET", "x", "/orders/1", bearer(h.idp.Token(t, testutil.Scopes("orders:read"), testutil.IssuedIn(-10*time.Minute), testutil.ExpiresIn(-10*time.Second))), 200, authz.ReasonAllowed, "-"},
-		{"wrong audience", "GET", "x", "/orders/1", bearer(h.idp.Token(t, testutil.Scopes("orders:read"), testutil.Audience("https://elsewhere"))), 401, authz.ReasonBadAudience, `error="invalid_token"`},
+		{"alg none is refused", "GET", "x", "/orders/1", bearer(idp.UnsignedToken(t, testutil.Scopes("orders:read"))), 401, authz.ReasonAlgorithm, `error="invalid_token"`},
+		{"tampered payload is a bad signature", "GET", "x", "/orders/1", bearer(testutil.Tamper(t, idp.Token(t, testutil.Scopes("orders:write")), "scope", "orders:read")), 401, authz.ReasonBadSignature, `error="invalid_token"`},
+		{"expired beyond the leeway", "GET", "x", "/orders/1", bearer(idp.Token(t, testutil.Scopes("orders:read"), testutil.IssuedIn(-10*time.Minute), testutil.ExpiresIn(-2*time.Minute))), 401, authz.ReasonTokenExpired, `error="invalid_token"`},
+		{"expired within the leeway is allowed", "GET", "x", "/orders/1", bearer(idp.Token(t, testutil.Scopes("orders:read"), testutil.IssuedIn(-10*time.Minute), testutil.ExpiresIn(-10*time.Second))), 200, authz.ReasonAllowed, "-"},
+		{"wrong audience", "GET", "x", "/orders/1", bearer(idp.Token(t, testutil.Scopes("orders:read"), testutil.Audience("https://elsewhere"))), 401, authz.ReasonBadAudience, `error="invalid_token"`},
 		{"unknown issuer", "GET", "x", "/orders/1", bearer(other.Token(t, testutil.Scopes("orders:read"))), 401, authz.ReasonUnknownIssuer, `error="invalid_token"`},
-		{"forged with the issuer's name but another key", "GET", "x", "/orders/1", bearer(other.Forge(t, h.idp, testutil.Scopes("orders:read"))), 401, authz.ReasonUnknownKey, `error="invalid_token"`},
-		{"ES256 token is allowed", "GET", "x", "/orders/1", bearer(h.idp.Token(t, testutil.Scopes("orders:read"), testutil.Alg("ES256"))), 200, authz.ReasonAllowed, "-"},
-		{"EdDSA token is allowed", "GET", "x", "/orders/1", bearer(h.idp.Token(t, testutil.Scopes("orders:read"), testutil.Alg("EdDSA"))), 200, authz.ReasonAllowed, "-"},
+		{"forged with the issuer's name but another key", "GET", "x", "/orders/1", bearer(other.Forge(t, idp, testutil.Scopes("orders:read"))), 401, authz.ReasonUnknownKey, `error="invalid_token"`},
+		{"ES256 token is allowed", "GET", "x", "/orders/1", bearer(idp.Token(t, testutil.Scopes("orders:read"), testutil.Alg("ES256"))), 200, authz.ReasonAllowed, "-"},
+		{"EdDSA token is allowed", "GET", "x", "/orders/1", bearer(idp.Token(t, testutil.Scopes("orders:read"), testutil.Alg("EdDSA"))), 200, authz.ReasonAllowed, "-"},
 	}
-	for _, tt := range tests {
+}
+
+// verify fails t unless a is the answer tt wants.
+func (tt decisionCase) verify(t *testing.T, a answer) {
+	t.Helper()
+	if a.status != tt.status || a.reason != string(tt.reason) {
+		t.Fatalf("got %d %s, want %d %s (body %s)", a.status, a.reason, tt.status, tt.reason, a.body)
+	}
+	www := a.headers["www-authenticate"]
+	switch {
+	case tt.challenge == "-" && www != "":
+		t.Errorf("unexpected challenge %q", www)
+	case tt.challenge != "-" && !strings.Contains(www, tt.challenge):
+		t.Errorf("challenge %q does not contain %q", www, tt.challenge)
+	}
+	if a.status != 200 {
+		if a.headers["x-scopegate-reason"] != string(tt.reason) || !strings.Contains(a.body, `"reason":"`+string(tt.reason)+`"`) {
+			t.Errorf("deny does not carry its reason: headers %v body %s", a.headers, a.body)
+		}
+		if tok := tt.headers["authorization"]; len(tok) > 20 && strings.Contains(a.body+www, tok[7:]) {
+			t.Error("the deny echoes the token")
+		}
+	}
+}
+
+func TestCheckDecisions(t *testing.T) {
+	h := start(t, authz.Options{})
+	for _, tt := range decisionCases(t, h.idp) {
 		t.Run(tt.name, func(t *testing.T) {
-			a := h.check(t, tt.method, tt.host, tt.path, tt.headers)
-			if a.status != tt.status || a.reason != string(tt.reason) {
-				t.Fatalf("got %d %s, want %d %s (body %s)", a.status, a.reason, tt.status, tt.reason, a.body)
-			}
-			www := a.headers["www-authenticate"]
-			switch {
-			case tt.challenge == "-" && www != "":
-				t.Errorf("unexpected challenge %q", www)
-			case tt.challenge != "-" && !strings.Contains(www, tt.challenge):
-				t.Errorf("challenge %q does not contain %q", www, tt.challenge)
-			}
-			if a.status != 200 {
-				if a.headers["x-scopegate-reason"] != string(tt.reason) || !strings.Contains(a.body, `"reason":"`+string(tt.reason)+`"`) {
-					t.Errorf("deny does not carry its reason: headers %v body %s", a.headers, a.body)
-				}
-				if tok := tt.headers["authorization"]; len(tok) > 20 && strings.Contains(a.body+www, tok[7:]) {
-					t.Error("the deny echoes the token")
-				}
-			}
+			tt.verify(t, h.check(t, tt.method, tt.host, tt.path, tt.headers))
 		})
 	}
 }
@@ -264,29 +278,32 @@ func TestIdentityHeadersCannotBeSpoofed(t *testing.T) {
 	}
 }
 
+// pathCases are the paths that try to reach a route they should not, and
+// the decisions they get with a token that has orders:read.
+var pathCases = []struct {
+	path   string
+	status int
+	reason authz.Reason
+}{
+	{"/public/../admin/users", 403, authz.ReasonRouteDenied},
+	{"/public/%2e%2e/admin/users", 403, authz.ReasonRouteDenied},
+	{"/public/.%2E/admin/users", 403, authz.ReasonRouteDenied},
+	{"//admin/users", 403, authz.ReasonRouteDenied},
+	{"/%61dmin/users", 403, authz.ReasonRouteDenied},
+	{"/public/x/../../admin", 403, authz.ReasonRouteDenied},
+	{"/public%2F..%2Fadmin", 400, authz.ReasonBadPath},
+	{"/public/..%5Cadmin", 400, authz.ReasonBadPath},
+	{"/public\\..\\admin", 400, authz.ReasonBadPath},
+	{"/public/%00/../admin", 400, authz.ReasonBadPath},
+	{"/admin?x=/public/", 403, authz.ReasonRouteDenied},
+	{"/public/readme?x=/admin/", 200, authz.ReasonPublic},
+	{"/orders/1/", 200, authz.ReasonAllowed},
+}
+
 func TestPathBypassAttempts(t *testing.T) {
 	h := start(t, authz.Options{})
 	read := bearer(h.idp.Token(t, testutil.Scopes("orders:read")))
-	tests := []struct {
-		path   string
-		status int
-		reason authz.Reason
-	}{
-		{"/public/../admin/users", 403, authz.ReasonRouteDenied},
-		{"/public/%2e%2e/admin/users", 403, authz.ReasonRouteDenied},
-		{"/public/.%2E/admin/users", 403, authz.ReasonRouteDenied},
-		{"//admin/users", 403, authz.ReasonRouteDenied},
-		{"/%61dmin/users", 403, authz.ReasonRouteDenied},
-		{"/public/x/../../admin", 403, authz.ReasonRouteDenied},
-		{"/public%2F..%2Fadmin", 400, authz.ReasonBadPath},
-		{"/public/..%5Cadmin", 400, authz.ReasonBadPath},
-		{"/public\\..\\admin", 400, authz.ReasonBadPath},
-		{"/public/%00/../admin", 400, authz.ReasonBadPath},
-		{"/admin?x=/public/", 403, authz.ReasonRouteDenied},
-		{"/public/readme?x=/admin/", 200, authz.ReasonPublic},
-		{"/orders/1/", 200, authz.ReasonAllowed},
-	}
-	for _, tt := range tests {
+	for _, tt := range pathCases {
 		t.Run(tt.path, func(t *testing.T) {
 			if a := h.check(t, "GET", "x", tt.path, read); a.status != tt.status || a.reason != string(tt.reason) {
 				t.Fatalf("got %d %s, want %d %s", a.status, a.reason, tt.status, tt.reason)

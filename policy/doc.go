@@ -17,8 +17,9 @@
 //	    match: { hosts: [api.example.com], methods: [POST], path: /orders }
 //	    require:
 //	      scopes: { any_of: [orders:write, orders:admin] }
-//	      clients: [billing-svc]   # client_id allowlist
-//	      audiences: [orders-api]  # narrows the issuer's audiences
+//	      issuers: [https://idp.example.com] # the token's iss
+//	      clients: [billing-svc]             # client_id allowlist
+//	      audiences: [orders-api]            # narrows the issuer's audiences
 //	  - name: admin
 //	    match: { path: "/admin/**" }
 //	    deny: true
@@ -35,7 +36,8 @@
 //   - mode: dry_run, policy-wide or per route (Route.DryRun): what such a
 //     route, or the policy for requests no route matches, would deny is
 //     allowed, and the decision says it would have denied it.
-//   - issuers: the scopes each identity provider grants, for Lint.
+//   - issuers: the scopes each identity provider grants, for Lint, which
+//     checks required scopes and required issuers against it.
 //   - tests: test cases (Test), also read from files of their own by
 //     ParseTests.
 //
@@ -53,8 +55,9 @@
 // segment; the name is documentation), or, as the last segment only, **
 // (any number of segments, none included: /orders/** matches /orders,
 // /orders/ and /orders/1/items). /** matches every path. Literal segments
-// are normalized like request paths, so /caf%65 is /cafe; a pattern that
-// normalization rejects, or with a dot segment, is an error.
+// are normalized like request paths, so /caf%65 is /cafe and
+// /jobs/a%3Arun is /jobs/a:run; a pattern that normalization rejects, with
+// a dot segment, or with %2A (which would read as a wildcard), is an error.
 //
 // A trailing slash is insignificant: /orders/ and /orders are the same
 // pattern and the same request path. Most upstreams serve both alike, so
@@ -84,8 +87,10 @@
 //
 // Hosts are compared without case, port or trailing dot. A wildcard host
 // *.example.com matches a.example.com and a.b.example.com, not example.com,
-// as Envoy's virtual hosts do. Methods are compared without case (see
-// Policy.Match); paths are compared with case.
+// as Envoy's virtual hosts do. Methods are compared without case, and a
+// route listing GET also matches HEAD unless it lists HEAD or another
+// route listing HEAD takes it (see Policy.Match); paths are compared with
+// case.
 //
 // # Request paths
 //

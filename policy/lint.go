@@ -10,7 +10,7 @@ import (
 // Warning is a problem Lint finds in a valid policy: the server accepts
 // it, but its author may not mean it.
 type Warning struct {
-	Check  string // the kind of problem, a stable name: "overlap" or "unknown_scope"
+	Check  string // the kind of problem, a stable name: "overlap", "unknown_scope" or "unknown_issuer"
 	File   string
 	Line   int    // 1-based; 0 when unknown
 	Column int    // 1-based; 0 when unknown
@@ -50,8 +50,13 @@ func (w *Warning) String() string {
 //     route matching every request (/** without hosts or methods) acts as
 //     a default, and its overlaps are not reported.
 //   - unknown_scope: a route requires a scope that no issuer of the
-//     policy's issuers section grants. Without that section there is
-//     nothing to compare with, and no warning.
+//     policy's issuers section grants, or, for a route listing issuers,
+//     none of those.
+//   - unknown_issuer: a route requires an issuer that the issuers section
+//     does not list, usually a typo: no token would meet it.
+//
+// Without an issuers section there is nothing to compare with, and
+// neither unknown_scope nor unknown_issuer is reported.
 //
 // Lint compares every pair of routes, so it is for reviewing a policy,
 // not for loading one.
@@ -61,6 +66,7 @@ func Lint(p *Policy) []*Warning {
 	}
 	l := &linter{p: p}
 	l.overlaps()
+	l.unknownIssuers()
 	l.unknownScopes()
 	slices.SortStableFunc(l.out, func(a, b *Warning) int { return cmp.Compare(a.Line, b.Line) })
 	return l.out
@@ -100,7 +106,9 @@ func (l *linter) overlaps() {
 			wi, lj := i, j
 			ia, ib := slices.Index(all, a), slices.Index(all, b)
 			if ia < 0 || ib < 0 {
-				continue // overlap builds a request both match; MatchAll agrees
+				// overlap builds a request both would match, but a route
+				// listing HEAD takes HEAD from one matching it for GET.
+				continue
 			}
 			if ib < ia {
 				wi, lj = j, i
@@ -117,17 +125,54 @@ func (l *linter) overlaps() {
 	}
 }
 
+// issuer returns the issuer iss of the issuers section, or nil.
+func (l *linter) issuer(iss string) *Issuer {
+	for _, is := range l.p.Issuers {
+		if is.Issuer == iss {
+			return is
+		}
+	}
+	return nil
+}
+
+func (l *linter) unknownIssuers() {
+	if len(l.p.Issuers) == 0 {
+		return
+	}
+	for i, r := range l.p.Routes {
+		// Parse refuses repeated issuers, so Issuers has the file's order.
+		for j, iss := range r.Require.Issuers {
+			if l.issuer(iss) == nil {
+				l.warn("unknown_issuer", fmt.Sprintf("%s.require.issuers[%d]", routePath(i), j),
+					"route %q requires issuer %q, which issuers does not list", r.Name, iss)
+			}
+		}
+	}
+}
+
 func (l *linter) unknownScopes() {
 	if len(l.p.Issuers) == 0 {
 		return
 	}
-	granted := make(map[string]bool)
-	for _, is := range l.p.Issuers {
-		for _, s := range is.Scopes {
-			granted[s] = true
-		}
-	}
 	for i, r := range l.p.Routes {
+		from, by := l.p.Issuers, "no issuer in issuers grants"
+		if len(r.Require.Issuers) > 0 {
+			from, by = nil, "none of its issuers grants"
+			for _, iss := range r.Require.Issuers {
+				if is := l.issuer(iss); is != nil {
+					from = append(from, is)
+				}
+			}
+			if len(from) < len(r.Require.Issuers) {
+				continue // what an unknown issuer grants is unknown; unknown_issuer says so
+			}
+		}
+		granted := make(map[string]bool)
+		for _, is := range from {
+			for _, s := range is.Scopes {
+				granted[s] = true
+			}
+		}
 		for _, list := range []struct {
 			field  string
 			scopes []string
@@ -135,7 +180,7 @@ func (l *linter) unknownScopes() {
 			for _, s := range list.scopes {
 				if !granted[s] {
 					l.warn("unknown_scope", routePath(i)+".require.scopes."+list.field,
-						"route %q requires scope %q, which no issuer in issuers grants", r.Name, s)
+						"route %q requires scope %q, which %s", r.Name, s, by)
 				}
 			}
 		}
@@ -158,7 +203,7 @@ func (r *Route) Effect() string {
 		for _, f := range []struct {
 			name string
 			list []string
-		}{{"scopes all_of", rq.AllOf}, {"scopes any_of", rq.AnyOf}, {"clients", rq.Clients}, {"audiences", rq.Audiences}} {
+		}{{"issuers", rq.Issuers}, {"scopes all_of", rq.AllOf}, {"scopes any_of", rq.AnyOf}, {"clients", rq.Clients}, {"audiences", rq.Audiences}} {
 			if len(f.list) > 0 {
 				parts = append(parts, fmt.Sprintf("%s [%s]", f.name, strings.Join(f.list, " ")))
 			}
@@ -183,7 +228,7 @@ func matchesEverything(r *Route) bool {
 func sameOutcome(a, b *Route) bool {
 	ra, rb := &a.Require, &b.Require
 	return a.Public == b.Public && a.Deny == b.Deny && a.DryRun == b.DryRun &&
-		sameSet(ra.AllOf, rb.AllOf) && sameSet(ra.AnyOf, rb.AnyOf) &&
+		sameSet(ra.AllOf, rb.AllOf) && sameSet(ra.AnyOf, rb.AnyOf) && sameSet(ra.Issuers, rb.Issuers) &&
 		sameSet(ra.Clients, rb.Clients) && sameSet(ra.Audiences, rb.Audiences)
 }
 
@@ -202,7 +247,7 @@ func (e example) String() string {
 func overlap(a, b *Route, sa, sb []string) (example, bool) {
 	var ex example
 	var ok bool
-	if ex.method, ok = commonMethod(a.Methods, b.Methods); !ok {
+	if ex.method, ok = commonMethod(routeMethods(a), routeMethods(b)); !ok {
 		return ex, false
 	}
 	if ex.host, ok = commonHost(a.Hosts, b.Hosts); !ok {

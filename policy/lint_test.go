@@ -111,6 +111,62 @@ issuers:
   - issuer: https://idp.example.com
     scopes: [orders:read, orders:write, orders:admin]
 `, []want{{"unknown_scope", 5, []string{`route "a" requires scope "orders:wirte", which no issuer in issuers grants`}}}},
+		{"head_from_get_overlaps_a_route_listing_head", `
+  - name: probes
+    match: { methods: [HEAD], path: "/orders/**" }
+    public: true
+  - name: order
+    match: { methods: [GET], path: "/orders/{id}" }
+    require: { scopes: { all_of: [orders:read] } }
+`, []want{{"overlap", 7, []string{`route "order" and route "probes" at line 3 both match HEAD /orders/1`, `"probes" is public`}}}},
+		{"route_listing_head_takes_head_from_the_route_listing_get", `
+  - name: get
+    match: { methods: [GET], path: /x }
+    require: { scopes: { all_of: [a] } }
+  - name: head
+    match: { methods: [HEAD], path: /x }
+    public: true
+`, nil},
+		{"different_issuers_are_different_outcomes", `
+  - name: corp
+    match: { path: "/orders/**" }
+    require: { issuers: [https://idp.example.com] }
+  - name: partner
+    match: { path: "/orders/{id}" }
+    require: { issuers: [https://partner.example.com] }
+`, []want{{"overlap", 7, []string{`"partner" requires issuers [https://partner.example.com], while "corp" requires issuers [https://idp.example.com]`}}}},
+		{"issuer_the_issuers_section_lacks", `
+  - name: a
+    match: { path: /a }
+    require:
+      issuers: [https://idp.example.com, https://idp.exmaple.com]
+issuers:
+  - issuer: https://idp.example.com
+    scopes: [orders:read]
+`, []want{{"unknown_issuer", 6, []string{`route "a" requires issuer "https://idp.exmaple.com", which issuers does not list`}}}},
+		{"scope_none_of_the_route_issuers_grants", `
+  - name: a
+    match: { path: /a }
+    require: { issuers: [https://partner.example.com], scopes: { all_of: [orders:read] } }
+issuers:
+  - issuer: https://idp.example.com
+    scopes: [orders:read]
+  - issuer: https://partner.example.com
+    scopes: [partner:read]
+`, []want{{"unknown_scope", 5, []string{`route "a" requires scope "orders:read", which none of its issuers grants`}}}},
+		{"scopes_are_not_checked_against_an_unknown_issuer", `
+  - name: a
+    match: { path: /a }
+    require: { issuers: [https://other.example.com], scopes: { all_of: [anything] } }
+issuers:
+  - issuer: https://idp.example.com
+    scopes: [orders:read]
+`, []want{{"unknown_issuer", 5, []string{`"https://other.example.com"`}}}},
+		{"issuers_are_not_checked_without_issuers", `
+  - name: a
+    match: { path: /a }
+    require: { issuers: [https://anything.example.com] }
+`, nil},
 		{"scopes_are_not_checked_without_issuers", `
   - name: a
     match: { path: /a }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 
@@ -14,8 +15,17 @@ type matcher struct {
 	methods  map[string]int   // method → index into leaf.byMethod
 	exact    map[string]*node // host → trie of the routes listing it
 	wildcard map[string]*node // "example.com" → trie of the routes listing *.example.com
-	anyHost  *node            // trie of the routes without hosts
+	// labels lists the label counts of the wildcard keys, largest first:
+	// only suffixes of a request's host with that many labels can match,
+	// so the others are never hashed.
+	labels  []int
+	anyHost *node // trie of the routes without hosts
 }
+
+// maxHostLen is the length of the longest DNS name (RFC 1035 section
+// 2.3.4), written without its trailing dot. parseHost refuses longer
+// hosts, so a longer request host matches no route listing hosts.
+const maxHostLen = 253
 
 // node is a point in a path trie, reached by the pattern segments on the
 // way to it.
@@ -50,7 +60,7 @@ func compile(entries []*entry) (*matcher, []conflict) {
 		anyHost:  new(node),
 	}
 	for _, e := range entries {
-		for _, meth := range e.route.Methods {
+		for _, meth := range routeMethods(e.route) {
 			if _, ok := m.methods[meth]; !ok {
 				m.methods[meth] = len(m.methods)
 			}
@@ -60,7 +70,53 @@ func compile(entries []*entry) (*matcher, []conflict) {
 	for _, e := range entries {
 		conflicts = append(conflicts, m.insert(e)...)
 	}
+	// HEAD goes to the routes that list GET without HEAD only after
+	// every route has taken the methods it lists: a route listing HEAD
+	// beats one that gets it from GET, and does not tie with it.
+	if head, ok := m.methods[http.MethodHead]; ok {
+		for _, e := range entries {
+			if !headFromGet(e.route) {
+				continue
+			}
+			for _, h := range hostsOrAny(e.route) {
+				if l := m.trie(h).leaf(e.segs); l.byMethod[head] == nil {
+					l.byMethod[head] = e.route
+				}
+			}
+		}
+	}
+	for k := range m.wildcard {
+		if n := strings.Count(k, ".") + 1; !slices.Contains(m.labels, n) {
+			m.labels = append(m.labels, n)
+		}
+	}
+	slices.SortFunc(m.labels, func(a, b int) int { return b - a })
 	return m, conflicts
+}
+
+// headFromGet reports whether r matches HEAD because it lists GET: HTTP
+// servers answer HEAD with the GET handler, so a route constraining GET
+// must also decide HEAD, or HEAD would reach that handler under another
+// route's requirements.
+func headFromGet(r *Route) bool {
+	return slices.Contains(r.Methods, http.MethodGet) && !slices.Contains(r.Methods, http.MethodHead)
+}
+
+// routeMethods returns the methods r matches: those it lists, and HEAD
+// when it lists GET. It is nil for a route matching any method.
+func routeMethods(r *Route) []string {
+	if headFromGet(r) {
+		return append(slices.Clip(r.Methods), http.MethodHead)
+	}
+	return r.Methods
+}
+
+// hostsOrAny returns the hosts of r, or "" alone, for any host.
+func hostsOrAny(r *Route) []string {
+	if len(r.Hosts) == 0 {
+		return []string{""}
+	}
+	return r.Hosts
 }
 
 // trie returns the trie for a host of a route's match, "" for none.
@@ -92,11 +148,7 @@ func (m *matcher) insert(e *entry) []conflict {
 		}
 		conflicts = append(conflicts, conflict{first, e, host, method})
 	}
-	hosts := e.route.Hosts
-	if len(hosts) == 0 {
-		hosts = []string{""}
-	}
-	for _, h := range hosts {
+	for _, h := range hostsOrAny(e.route) {
 		l := m.trie(h).leaf(e.segs)
 		if len(e.route.Methods) == 0 {
 			if l.any != nil {
@@ -186,20 +238,20 @@ func sameSet(a, b []string) bool {
 func (m *matcher) match(method, host, path string) *Route {
 	id := m.methodIndex(method)
 	if len(m.exact)+len(m.wildcard) > 0 {
-		var buf [256]byte
-		h := hostKey(buf[:0], host)
-		if t := m.exact[string(h)]; t != nil {
-			if r := t.match(path, id); r != nil {
-				return r
-			}
-		}
-		for i := 1; i < len(h); i++ {
-			if h[i] != '.' {
-				continue
-			}
-			if t := m.wildcard[string(h[i+1:])]; t != nil {
+		var buf [maxHostLen]byte
+		if h, ok := hostKey(buf[:0], host); ok {
+			if t := m.exact[string(h)]; t != nil {
 				if r := t.match(path, id); r != nil {
 					return r
+				}
+			}
+			var s suffixes
+			s.split(h)
+			for _, n := range m.labels {
+				if t := m.wildcard[string(s.of(h, n))]; t != nil {
+					if r := t.match(path, id); r != nil {
+						return r
+					}
 				}
 			}
 		}
@@ -210,16 +262,16 @@ func (m *matcher) match(method, host, path string) *Route {
 func (m *matcher) matchAll(method, host, path string) []*Route {
 	id := m.methodIndex(method)
 	var all []*Route
-	h := hostKey(nil, host)
-	if t := m.exact[string(h)]; t != nil {
-		t.matchAll(path, id, &all)
-	}
-	for i := 1; i < len(h); i++ {
-		if h[i] != '.' {
-			continue
-		}
-		if t := m.wildcard[string(h[i+1:])]; t != nil {
+	if h, ok := hostKey(nil, host); ok {
+		if t := m.exact[string(h)]; t != nil {
 			t.matchAll(path, id, &all)
+		}
+		var s suffixes
+		s.split(h)
+		for _, n := range m.labels {
+			if t := m.wildcard[string(s.of(h, n))]; t != nil {
+				t.matchAll(path, id, &all)
+			}
 		}
 	}
 	m.anyHost.matchAll(path, id, &all)
@@ -256,12 +308,16 @@ func (m *matcher) methodIndex(method string) int {
 }
 
 // hostKey appends to dst the form of a request's host that routes list:
-// lower case, without a port or a trailing dot.
-func hostKey(dst []byte, host string) []byte {
+// lower case, without a port or a trailing dot. It reports false, and
+// appends nothing, for a host longer than any that routes can list.
+func hostKey(dst []byte, host string) ([]byte, bool) {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && isPort(host[i+1:]) {
 		host = host[:i]
 	}
 	host = strings.TrimSuffix(host, ".")
+	if len(host) > maxHostLen {
+		return dst, false
+	}
 	for i := 0; i < len(host); i++ {
 		c := host[i]
 		if 'A' <= c && c <= 'Z' {
@@ -269,7 +325,41 @@ func hostKey(dst []byte, host string) []byte {
 		}
 		dst = append(dst, c)
 	}
-	return dst
+	return dst, true
+}
+
+// suffixes holds where the suffixes of a host that a wildcard could cover
+// start: start[n] for the suffix of n labels.
+type suffixes struct {
+	// Each suffix adds a label and a dot, so a host of maxHostLen bytes
+	// has at most maxHostLen/2.
+	start [maxHostLen/2 + 1]int
+	n     int // the number of suffixes
+}
+
+// split finds the suffixes of h, from the shortest. The whole host is not
+// one: a wildcard needs a label before its suffix. Splitting stops at an
+// empty label, since no suffix holding one is a host a route can list.
+func (s *suffixes) split(h []byte) {
+	s.n = 0
+	for i := len(h) - 1; i > 0; i-- {
+		if h[i] != '.' {
+			continue
+		}
+		if i+1 == len(h) || h[i+1] == '.' {
+			return
+		}
+		s.n++
+		s.start[s.n] = i + 1
+	}
+}
+
+// of returns the suffix of h of n labels, or nil when h has none.
+func (s *suffixes) of(h []byte, n int) []byte {
+	if n > s.n {
+		return nil
+	}
+	return h[s.start[n]:]
 }
 
 func isPort(s string) bool {

@@ -123,6 +123,51 @@ func TestMatch(t *testing.T) {
 			routes(`get: {methods: [GET], path: "/orders/**"}`, `param: {path: /orders/*}`),
 			request{"GET", "h", "/orders/1"}, "param"},
 
+		{"head_is_decided_by_the_route_listing_get",
+			routes(`all: {path: "/**"}`, `secret: {methods: [GET], path: /secret}`),
+			request{"HEAD", "h", "/secret"}, "secret"},
+		{"head_from_get_ignores_case",
+			routes(`all: {path: "/**"}`, `secret: {methods: [GET], path: /secret}`),
+			request{"head", "h", "/secret"}, "secret"},
+		{"head_from_get_beats_a_route_without_methods",
+			routes(`any: {path: /x}`, `get: {methods: [GET], path: /x}`),
+			request{"HEAD", "h", "/x"}, "get"},
+		{"route_listing_head_beats_the_route_listing_get_for_head",
+			routes(`get: {methods: [GET], path: /x}`, `head: {methods: [HEAD], path: /x}`),
+			request{"HEAD", "h", "/x"}, "head"},
+		{"route_listing_head_leaves_get_to_the_route_listing_get",
+			routes(`get: {methods: [GET], path: /x}`, `head: {methods: [HEAD], path: /x}`),
+			request{"GET", "h", "/x"}, "get"},
+		{"head_from_get_follows_the_hosts",
+			routes(`any: {path: /x}`, `get: {methods: [GET, POST], hosts: ["*.example.com"], path: /x}`),
+			request{"HEAD", "a.example.com", "/x"}, "get"},
+		{"head_from_get_does_not_apply_to_other_methods",
+			routes(`all: {path: "/**"}`, `secret: {methods: [GET], path: /secret}`),
+			request{"OPTIONS", "h", "/secret"}, "all"},
+		{"head_is_not_taken_by_routes_without_get",
+			routes(`all: {path: "/**"}`, `post: {methods: [POST], path: /x}`),
+			request{"HEAD", "h", "/x"}, "all"},
+
+		{"host_of_253_bytes_matches",
+			routes(`any: {path: /x}`, `wild: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", strings.Repeat("a.", 120) + "a.example.com.:443", "/x"}, "wild"},
+		{"host_longer_than_253_bytes_matches_no_host_route",
+			routes(`any: {path: /x}`, `wild: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", strings.Repeat("a.", 120) + "aa.example.com", "/x"}, "any"},
+		{"host_longer_than_253_bytes_matches_no_exact_host",
+			routes(`exact: {hosts: [api.example.com], path: /x}`),
+			request{"GET", "api.example.com" + strings.Repeat(".", 300), "/x"}, ""},
+		{"wildcard_covers_a_host_with_an_empty_label_before_its_suffix",
+			routes(`wild: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", "a..example.com", "/x"}, "wild"},
+		{"wildcard_does_not_cover_a_suffix_with_an_empty_label",
+			routes(`wild: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", "a.example..com", "/x"}, ""},
+		{"longest_of_many_wildcards_wins",
+			routes(`w1: {hosts: ["*.com"], path: /x}`, `w3: {hosts: ["*.eu.example.com", "*.a.b.c.d"], path: /x}`,
+				`w4: {hosts: ["*.x.eu.example.com"], path: /x}`, `w2: {hosts: ["*.example.com"], path: /x}`),
+			request{"GET", "a.b.x.eu.example.com", "/x"}, "w4"},
+
 		{"unmatched_method_falls_through_to_rest",
 			routes(`all: {path: "/**"}`, `get: {methods: [GET], path: /orders}`),
 			request{"POST", "h", "/orders"}, "all"},
@@ -202,9 +247,30 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		{"get", "API.example.com:8443", "/orders/1/items/"},
 		{"PATCH", "a.b.example.com", "/users/1"},
 		{"GET", "x.example.com", "/not/there"},
+		{"HEAD", "h", "/orders/1/items"},
+		{"GET", strings.Repeat("a.", 30<<10), "/users/1"},
 	} {
 		if n := testing.AllocsPerRun(100, func() { p.Match(req.method, req.host, req.path) }); n != 0 {
 			t.Errorf("Match(%q, %q, %q) made %v allocations, want 0", req.method, req.host, req.path, n)
+		}
+	}
+}
+
+// TestEverySpellingOfASubDelimMatchesTheSameRoute pins that a pattern and
+// a request path agree however each spells a character allowed raw in a
+// path, as upstreams that decode it before routing see it.
+func TestEverySpellingOfASubDelimMatchesTheSameRoute(t *testing.T) {
+	spellings := []string{"/v1/jobs/nightly:run", "/v1/jobs/nightly%3Arun", "/v1/jobs/nightly%3arun"}
+	for _, pattern := range spellings {
+		p := mustParse(t, routes(`jobs: {path: "/v1/jobs/**"}`, fmt.Sprintf("run: {path: %q}", pattern)))
+		for _, raw := range spellings {
+			path, err := NormalizePath(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := routeName(p.Match("POST", "h", path)); got != "run" {
+				t.Errorf("pattern %s, request %s: Match = %q, want run", pattern, raw, got)
+			}
 		}
 	}
 }
@@ -239,6 +305,28 @@ func generated(n int) string {
 		fmt.Fprintf(&b, "  - name: r%d\n    match: %s\n    require: { scopes: { all_of: [\"s%d:read\"] } }\n", i, match, i)
 	}
 	return b.String()
+}
+
+// BenchmarkMatchHostileHost measures Match with a Host header of the
+// largest size Envoy accepts by default (60 KiB, all dots), against more
+// wildcard hosts than a small map holds.
+func BenchmarkMatchHostileHost(b *testing.B) {
+	var hosts []string
+	for i := range 10 {
+		hosts = append(hosts, fmt.Sprintf(`"*.a%d.com"`, i))
+	}
+	p := mustParse(b, routes(`all: {path: "/**"}`, fmt.Sprintf("api: {hosts: [%s], path: /x}", strings.Join(hosts, ", "))))
+	for _, bm := range []struct{ name, host string }{
+		{"dots_60KiB", strings.Repeat("a.", 30<<10)},
+		{"dots_253B", strings.Repeat("a.", 126) + "a"},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p.Match("GET", bm.host, "/x")
+			}
+		})
+	}
 }
 
 func BenchmarkMatch(b *testing.B) {

@@ -41,6 +41,7 @@ type matchFile struct {
 
 type requireFile struct {
 	Scopes    *scopesFile `yaml:"scopes"`
+	Issuers   []string    `yaml:"issuers"`
 	Clients   []string    `yaml:"clients"`
 	Audiences []string    `yaml:"audiences"`
 }
@@ -239,6 +240,14 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 			r.Require.AllOf = c.list(at+".require.scopes.all_of", rq.Scopes.AllOf, "require no scope", checkScope)
 			r.Require.AnyOf = c.list(at+".require.scopes.any_of", rq.Scopes.AnyOf, "require no scope", checkScope)
 		}
+		for j, iss := range rq.Issuers {
+			// Refused rather than dropped as a repeated client is: a
+			// repeat usually stands where another issuer was meant.
+			if first := slices.Index(rq.Issuers[:j], iss); first >= 0 && iss != "" {
+				c.errorf(fmt.Sprintf("%s.require.issuers[%d]", at, j), "issuer %q is listed twice; the first is issuers[%d]", iss, first)
+			}
+		}
+		r.Require.Issuers = c.list(at+".require.issuers", rq.Issuers, "allow any issuer", nil)
 		r.Require.Clients = c.list(at+".require.clients", rq.Clients, "allow any client", nil)
 		r.Require.Audiences = c.list(at+".require.audiences", rq.Audiences, "allow any audience", nil)
 		if len(r.Require.AllOf)+len(r.Require.AnyOf) > 0 {

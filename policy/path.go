@@ -16,22 +16,29 @@ var ErrBadPath = errors.New("bad request path")
 //
 //   - drops the query (from the first '?') and fragment (from the first '#');
 //   - rejects an empty path and one not starting with '/';
-//   - decodes percent-escapes of unreserved characters (ALPHA DIGIT - . _ ~)
-//     and writes every other escape with upper-case hex;
+//   - decodes percent-escapes of the characters RFC 3986 allows raw in a
+//     path segment (unreserved ALPHA DIGIT - . _ ~, the sub-delims
+//     ! $ & ' ( ) * + , = and : @), so that "/jobs/a%3Arun" and
+//     "/jobs/a:run" are the same path, as upstreams that decode them see
+//     it; every other escape is kept, written with upper-case hex;
 //   - percent-encodes raw bytes that may not appear in a URI path (space,
 //     '"', '<', '>', '[', ']', '^', '`', '{', '|', '}' and non-ASCII bytes),
 //     so that "/café" and "/caf%C3%A9" are the same path;
 //   - rejects malformed escapes, an encoded slash (%2F), a backslash raw or
-//     encoded (%5C), and control characters raw or encoded (%00-%1F, %7F);
+//     encoded (%5C), a semicolon raw or encoded (%3B), and control
+//     characters raw or encoded (%00-%1F, %7F);
 //   - merges repeated slashes and resolves "." and ".." segments, including
 //     those spelled with escapes (%2e%2e), never climbing above the root;
 //   - keeps a trailing slash, and adds one where a final "." or ".." was
 //     resolved, as RFC 3986 section 5.2.4 does.
 //
 // Rejection rather than repair is deliberate for the forbidden forms:
-// upstreams disagree on whether %2F or '\' separate segments, so any choice
-// scopegate made would be wrong for some upstream, and that disagreement is
-// exactly what a bypass exploits.
+// upstreams disagree on whether %2F or '\' separate segments, and servlet
+// containers (Tomcat, Jetty, Spring) cut a ";parameters" suffix off each
+// segment while others keep it, so that "/docs/..;/admin" is "/admin" to
+// one upstream and a segment named "..;" to the next. Any choice scopegate
+// made would be wrong for some upstream, and that disagreement is exactly
+// what a bypass exploits.
 //
 // When the path without its query is already canonical, NormalizePath
 // returns it without allocating.
@@ -143,7 +150,7 @@ func appendSegment(dst []byte, seg string) ([]byte, *segmentError) {
 			}
 			d := byte(hi<<4 | lo)
 			switch {
-			case isUnreserved(d):
+			case class[d] == plain:
 				dst = append(dst, d)
 			case d == '/':
 				return dst, &segmentError{fmt.Sprintf("encoded slash %q", seg[i:i+3]), i}
@@ -163,6 +170,8 @@ func forbiddenReason(c byte, encoded bool) string {
 	switch {
 	case c == '\\':
 		what = "backslash"
+	case c == ';':
+		what = "semicolon"
 	case c == 0:
 		what = "NUL"
 	default:
@@ -200,7 +209,7 @@ scan:
 			if hi < 0 || lo < 0 {
 				return "", false
 			}
-			if d := byte(hi<<4 | lo); isUnreserved(d) || d == '/' || class[d] == forbidden {
+			if d := byte(hi<<4 | lo); class[d] == plain || d == '/' || class[d] == forbidden {
 				return "", false
 			}
 			i += 2
@@ -228,18 +237,20 @@ const (
 )
 
 // class maps each byte to how a path treats it. RFC 3986 allows unreserved
-// characters, sub-delims, ':' and '@' raw in a path segment.
+// characters, sub-delims, ':' and '@' raw in a path segment: those are
+// plain, and so is their escape once decoded. ';' is a sub-delim too, but
+// forbidden: see NormalizePath.
 var class = func() (t [256]uint8) {
 	for c := range 256 {
 		switch {
-		case c < 0x20 || c == 0x7F || c == '\\':
+		case c < 0x20 || c == 0x7F || c == '\\' || c == ';':
 			t[c] = forbidden
 		case c == '/':
 			t[c] = slash
 		case isUnreserved(byte(c)) || c == ':' || c == '@':
 			t[c] = plain
 		case c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' ||
-			c == '*' || c == '+' || c == ',' || c == ';' || c == '=':
+			c == '*' || c == '+' || c == ',' || c == '=':
 			t[c] = plain
 		case c == '%':
 			t[c] = percent

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -25,11 +26,16 @@ var normalizeTests = []struct {
 
 	{"unreserved_escape_is_decoded", "/%61dmin", "/admin", ""},
 	{"every_unreserved_escape_is_decoded", "/%41%5a%30%39%2D%2e%5F%7e", "/AZ09-._~", ""},
-	{"reserved_escape_gets_upper_case_hex", "/a%3bb%2c%c3%a9", "/a%3Bb%2C%C3%A9", ""},
+	{"escape_of_a_character_not_allowed_raw_gets_upper_case_hex", "/a%3fb%23%c3%a9%5b", "/a%3Fb%23%C3%A9%5B", ""},
+	{"encoded_space_stays_encoded", "/a%20b", "/a%20b", ""},
 	{"encoded_percent_stays_encoded", "/%25%32%65", "/%252e", ""},
 	{"raw_non_ascii_is_encoded", "/café", "/caf%C3%A9", ""},
 	{"raw_space_and_braces_are_encoded", "/a b/{id}", "/a%20b/%7Bid%7D", ""},
-	{"sub_delims_colon_and_at_stay_raw", "/a;b=c,d!$&'()*+:@", "/a;b=c,d!$&'()*+:@", ""},
+	{"sub_delims_colon_and_at_stay_raw", "/a=b,c!$&'()*+:@", "/a=b,c!$&'()*+:@", ""},
+	{"every_encoded_sub_delim_colon_and_at_is_decoded", "/%21%24%26%27%28%29%2A%2B%2C%3D%3A%40", "/!$&'()*+,=:@", ""},
+	{"encoded_colon_is_the_raw_colon", "/v1/jobs/nightly%3arun", "/v1/jobs/nightly:run", ""},
+	{"encoded_at_sign_is_the_raw_at_sign", "/users/me%40admin", "/users/me@admin", ""},
+	{"semicolon_in_the_query_is_dropped_with_it", "/a?x=1;y=2", "/a", ""},
 
 	{"repeated_slashes_are_merged", "/a//b///c", "/a/b/c", ""},
 	{"leading_double_slash_is_merged", "//admin", "/admin", ""},
@@ -66,6 +72,12 @@ var normalizeTests = []struct {
 	{"escape_cut_by_a_slash_is_rejected", "/a%4/b", "", `truncated escape "%4"`},
 	{"lone_percent_is_rejected", "/a%", "", "truncated escape"},
 	{"problem_after_dot_dot_is_still_found", "/../%2F", "", "encoded slash"},
+	{"bypass_semicolon_dot_dot", "/docs/..;/admin/users", "", "semicolon at byte 8"},
+	{"bypass_encoded_dot_dot_semicolon", "/docs/%2e%2e;/admin/users", "", "semicolon at byte 12"},
+	{"bypass_path_parameter", "/admin;x/users", "", "semicolon at byte 6"},
+	{"bypass_trailing_semicolon", "/admin;", "", "semicolon"},
+	{"bypass_encoded_semicolon", "/docs/..%3B/admin", "", "encoded semicolon %3B at byte 8"},
+	{"bypass_lower_case_encoded_semicolon", "/docs/..%3b/admin", "", "encoded semicolon %3B"},
 }
 
 func TestNormalizePath(t *testing.T) {
@@ -103,7 +115,7 @@ func TestNormalizePathErrorQuotesAndShortensThePath(t *testing.T) {
 }
 
 func TestNormalizePathAllocations(t *testing.T) {
-	for _, p := range []string{"/", "/orders/123/items", "/a%20b/c%C3%A9/", "/x;y=1/@me", "/orders?id=1%zz", "/a/b/#c"} {
+	for _, p := range []string{"/", "/orders/123/items", "/a%20b/c%C3%A9/", "/x=1,y/@me:run", "/orders?id=1%zz;x", "/a/b/#c"} {
 		if n := testing.AllocsPerRun(100, func() { NormalizePath(p) }); n != 0 {
 			t.Errorf("NormalizePath(%q), canonical but for its query, made %v allocations, want 0", p, n)
 		}
@@ -122,6 +134,7 @@ func FuzzNormalizePath(f *testing.F) {
 		"/%2e%2e/%2e%2e/etc/passwd", "/a/b/c/./../../g", "/./", "/..", "/.../..../",
 		"/%", "/%%", "/%2", "/%2e%2", "/a?/../b", "/a#/../b", "//..//..//", "/%7E%7e",
 		"/\xff\xfe", "/a/%2E%2E%2F", "/%252F", "/ä/ö/ü", "/x/./.%2e/./y/",
+		"/a;b", "/..;/x", "/%3b", "/%3A%40%2a%3d", "/%253B", "/a%3F%23%20",
 	} {
 		f.Add(s)
 	}
@@ -144,18 +157,29 @@ func FuzzNormalizePath(f *testing.F) {
 				t.Fatalf("NormalizePath(%q) = %q, has a dot segment", raw, out)
 			}
 		}
-		if strings.ContainsAny(out, "?#\\") {
-			t.Fatalf("NormalizePath(%q) = %q, has ?, # or \\", raw, out)
+		// ';' must never reach an upstream that would cut a path
+		// parameter off at it.
+		if strings.ContainsAny(out, "?#\\;") {
+			t.Fatalf("NormalizePath(%q) = %q, has ?, #, \\ or ;", raw, out)
 		}
 		for i := 0; i < len(out); i++ {
 			if c := out[i]; c < 0x20 || c >= 0x7F {
 				t.Fatalf("NormalizePath(%q) = %q, has byte 0x%02X", raw, out, c)
 			}
 		}
-		upper := strings.ToUpper(out)
-		for _, bad := range []string{"%2F", "%5C", "%00"} {
-			if strings.Contains(upper, bad) {
-				t.Fatalf("NormalizePath(%q) = %q, has %s", raw, out, bad)
+		for i := 0; i < len(out); i++ {
+			if out[i] != '%' {
+				continue
+			}
+			// An escape is kept only for a byte that may not appear raw,
+			// written one way: two upper-case hex digits.
+			esc := out[i:min(i+3, len(out))]
+			d, err := strconv.ParseUint(esc[1:], 16, 8)
+			if err != nil || len(esc) < 3 || esc != strings.ToUpper(esc) {
+				t.Fatalf("NormalizePath(%q) = %q, has escape %q", raw, out, esc)
+			}
+			if c := byte(d); c == '/' || c == '\\' || c == ';' || c < 0x20 || c == 0x7F || isPchar(c) {
+				t.Fatalf("NormalizePath(%q) = %q, has escape %s of %q", raw, out, esc, c)
 			}
 		}
 		again, err := NormalizePath(out)
@@ -170,11 +194,19 @@ func FuzzNormalizePath(f *testing.F) {
 	})
 }
 
+// isPchar reports whether RFC 3986 allows c raw in a path segment
+// (pchar), written out here rather than taken from the code under test.
+func isPchar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("-._~!$&'()*+,;=:@", c) >= 0
+}
+
 func BenchmarkNormalizePath(b *testing.B) {
 	for _, bm := range []struct{ name, path string }{
 		{"canonical", "/api/v1/orders/12345/items"},
 		{"query", "/api/v1/orders/12345/items?expand=all"},
 		{"escapes", "/api/v1/%6Frders/caf%c3%a9/items"},
+		{"sub_delim_escapes", "/api/v1/jobs/nightly%3Arun/by/me%40example.com"},
 		{"dot_segments", "/api/v1/public/../orders/./12345//items"},
 	} {
 		b.Run(bm.name, func(b *testing.B) {

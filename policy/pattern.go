@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -67,6 +68,11 @@ func parsePattern(pattern string) ([]segment, string, error) {
 			}
 			if dotSegment(lit) > 0 {
 				return nil, "", fmt.Errorf("%q: segment %q is a dot segment; write the path it means", pattern, raw)
+			}
+			if bytes.IndexByte(lit, '*') >= 0 {
+				// Route.Path writes literals decoded, where this * would
+				// read as a wildcard.
+				return nil, "", fmt.Errorf("%q: segment %q: %%2A is *, which patterns keep for wildcards", pattern, raw)
 			}
 			s.lit = string(lit)
 		}

@@ -58,7 +58,8 @@ type Route struct {
 }
 
 // Issuer lists the scopes an identity provider can grant. The server does
-// not use it: Lint warns of required scopes that no issuer grants.
+// not use it: Lint warns of required scopes that no issuer grants, and of
+// routes requiring an issuer that the list lacks.
 type Issuer struct {
 	Issuer string
 	Scopes []string
@@ -69,8 +70,13 @@ type Issuer struct {
 // nor deny. A Requirement whose lists are all empty asks for any valid
 // token.
 type Requirement struct {
-	AllOf     []string // scopes that must all be granted
-	AnyOf     []string // scopes of which one must be granted, when not empty
+	AllOf []string // scopes that must all be granted
+	AnyOf []string // scopes of which one must be granted, when not empty
+	// Issuers lists the issuers whose tokens the route accepts; empty
+	// accepts every issuer the server trusts. A client ID or an audience
+	// names something only within its issuer, so on a server trusting
+	// several issuers a route listing Clients or Audiences needs Issuers.
+	Issuers   []string
 	Clients   []string // client IDs allowed; empty allows any
 	Audiences []string // audiences of which the token must have one; empty allows any
 
@@ -113,7 +119,13 @@ func Load(name string) (*Policy, error) {
 //
 // Methods are compared without case: HTTP says they are case-sensitive,
 // but some upstreams fold them, and a route constraining DELETE must not be
-// skipped by a request for "delete".
+// skipped by a request for "delete". A route listing GET and not HEAD also
+// matches HEAD, as servers answer HEAD with their GET handler, unless a
+// route listing HEAD has the same path pattern and a host in common.
+//
+// A host longer than 253 bytes, the longest DNS name, matches no route
+// listing hosts: no host a route lists is that long, and refusing it keeps
+// the cost of a request's host bounded.
 func (p *Policy) Match(method, host, path string) *Route {
 	if p == nil || p.m == nil {
 		return nil
@@ -172,6 +184,13 @@ func (r *Requirement) Required() []string {
 
 func (r *Requirement) requiredScopes() []string {
 	return append(append([]string(nil), r.AllOf...), r.AnyOf...)
+}
+
+// IssuerAllowed reports whether a token issued by iss may use the route:
+// Issuers is empty or lists iss, compared exactly as tokens' iss claims
+// are. A token without an issuer meets only an empty Issuers.
+func (r *Requirement) IssuerAllowed(iss string) bool {
+	return len(r.Issuers) == 0 || slices.Contains(r.Issuers, iss)
 }
 
 // ClientAllowed reports whether clientID may use the route: Clients is

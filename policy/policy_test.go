@@ -77,6 +77,27 @@ func TestParse(t *testing.T) {
 			t.Errorf("Path = %q, want %q", got, want)
 		}
 	})
+	t.Run("pattern_literals_decode_escaped_sub_delims", func(t *testing.T) {
+		p := mustParse(t, "version: 1\nroutes:\n  - name: x\n    match: { path: \"/v1/jobs/nightly%3arun/%40me%2C%21\" }\n")
+		if got, want := p.Routes[0].Path, "/v1/jobs/nightly:run/@me,!"; got != want {
+			t.Errorf("Path = %q, want %q", got, want)
+		}
+	})
+	t.Run("methods_stay_as_written_when_get_also_matches_head", func(t *testing.T) {
+		p := mustParse(t, "version: 1\nroutes:\n  - name: x\n    match: { path: /x, methods: [get] }\n")
+		if got := p.Routes[0].Methods; !reflect.DeepEqual(got, []string{"GET"}) {
+			t.Errorf("Methods = %q, want [GET]", got)
+		}
+	})
+	t.Run("route_listing_head_and_route_listing_get_do_not_tie", func(t *testing.T) {
+		mustParse(t, "version: 1\nroutes:\n  - name: get\n    match: { path: /x, methods: [GET] }\n  - name: head\n    match: { path: /x, methods: [HEAD] }\n")
+	})
+	t.Run("required_issuers_keep_their_order", func(t *testing.T) {
+		p := mustParse(t, "version: 1\nroutes:\n  - name: x\n    match: { path: /x }\n    require: { issuers: [https://b.example.com, https://a.example.com] }\n")
+		if got, want := p.Routes[0].Require.Issuers, []string{"https://b.example.com", "https://a.example.com"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("Issuers = %q, want %q", got, want)
+		}
+	})
 	t.Run("list_items_are_strings_as_written", func(t *testing.T) {
 		p := mustParse(t, "version: 1\nroutes:\n  - name: x\n    match: { path: /x }\n    require: { scopes: { all_of: [orders:read, 1e3] }, clients: [0123, true] }\n")
 		r := p.Routes[0].Require
@@ -248,6 +269,9 @@ func TestParseErrors(t *testing.T) {
 		{"pattern_with_query", head + "    match: { path: \"/x?y=1\" }\n", []string{":4:", "routes[0].match.path", "query"}},
 		{"pattern_with_encoded_slash", head + "    match: { path: /a%2Fb }\n", []string{":4:", "routes[0].match.path", `encoded slash "%2F" at byte 2`}},
 		{"pattern_with_dot_segment", head + "    match: { path: /a/%2e%2e/b }\n", []string{":4:", "routes[0].match.path", "dot segment"}},
+		{"pattern_with_semicolon", head + "    match: { path: \"/a;v=1/b\" }\n", []string{":4:", "routes[0].match.path", "semicolon at byte 2"}},
+		{"pattern_with_encoded_semicolon", head + "    match: { path: /a%3bb }\n", []string{":4:", "routes[0].match.path", "encoded semicolon %3B at byte 2"}},
+		{"pattern_with_encoded_asterisk", head + "    match: { path: /a/%2A }\n", []string{":4:", "routes[0].match.path", "%2A is *"}},
 		{"pattern_with_partial_wildcard", head + "    match: { path: /a/b* }\n", []string{":4:", "routes[0].match.path", "whole segment"}},
 		{"pattern_with_bad_param_name", head + "    match: { path: \"/a/{1x}\" }\n", []string{":4:", "routes[0].match.path", "{1x}"}},
 		{"public_and_deny", head + "    match: { path: /x }\n    public: true\n    deny: true\n", []string{":6:", "routes[0].deny", "both public and deny"}},
@@ -257,6 +281,9 @@ func TestParseErrors(t *testing.T) {
 		{"empty_method_list", head + "    match: { path: /x, methods: [] }\n", []string{":4:", "routes[0].match.methods", "leave it out to match any method"}},
 		{"empty_client_list", head + "    match: { path: /x }\n    require: { clients: [] }\n", []string{":5:", "routes[0].require.clients", "allow any client"}},
 		{"empty_audience", head + "    match: { path: /x }\n    require: { audiences: [a, \"\"] }\n", []string{":5:", "routes[0].require.audiences[1]", "is empty"}},
+		{"empty_issuer_list", head + "    match: { path: /x }\n    require: { issuers: [] }\n", []string{":5:", "routes[0].require.issuers", "allow any issuer"}},
+		{"empty_issuer", head + "    match: { path: /x }\n    require: { issuers: [\"\"] }\n", []string{":5:", "routes[0].require.issuers[0]", "is empty"}},
+		{"issuer_required_twice", head + "    match: { path: /x }\n    require: { issuers: [https://a, https://b, https://a] }\n", []string{":5:", "routes[0].require.issuers[2]", `issuer "https://a" is listed twice; the first is issuers[0]`}},
 		{"host_any", head + "    match: { path: /x, hosts: [\"*\"] }\n", []string{":4:", "routes[0].match.hosts[0]", "leave hosts out"}},
 		{"host_inner_wildcard", head + "    match: { path: /x, hosts: [\"a.*.com\"] }\n", []string{":4:", "routes[0].match.hosts[0]", "leading"}},
 		{"scope_with_quote", head + "    match: { path: /x }\n    require: { scopes: { any_of: ['a\"b'] } }\n", []string{":5:", "routes[0].require.scopes.any_of[0]", "not a scope"}},

@@ -88,6 +88,28 @@ func TestRequirementClientAllowed(t *testing.T) {
 	}
 }
 
+func TestRequirementIssuerAllowed(t *testing.T) {
+	if !(&Requirement{}).IssuerAllowed("") {
+		t.Error("empty Issuers refuses a token, want any issuer allowed")
+	}
+	r := Requirement{Issuers: []string{"https://idp.example.com", "https://partner.example.com"}}
+	tests := []struct {
+		iss  string
+		want bool
+	}{
+		{"https://partner.example.com", true},
+		{"https://idp.example.com", true},
+		{"https://idp.example.com/", false}, // iss compares exactly (RFC 7519 section 4.1.1)
+		{"https://IDP.example.com", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := r.IssuerAllowed(tt.iss); got != tt.want {
+			t.Errorf("IssuerAllowed(%q) = %v, want %v", tt.iss, got, tt.want)
+		}
+	}
+}
+
 func TestRequirementAudienceAllowed(t *testing.T) {
 	if !(&Requirement{}).AudienceAllowed(nil) {
 		t.Error("empty Audiences refuses a token, want any allowed")

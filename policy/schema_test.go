@@ -108,6 +108,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"deny_with_require", route + "    deny: true\n    require: {}\n"},
 		{"bad_mode", "version: 1\nmode: shadow\n"},
 		{"bad_route_name", "version: 1\nroutes:\n  - name: a/b\n    match: { path: /x }\n"},
+		{"path_with_semicolon", "version: 1\nroutes:\n  - name: r\n    match: { path: \"/a;v=1\" }\n"},
+		{"issuer_required_twice", route + "    require: { issuers: [https://a, https://a] }\n"},
 		{"relative_path", "version: 1\nroutes:\n  - name: r\n    match: { path: x }\n"},
 		{"empty_method_list", "version: 1\nroutes:\n  - name: r\n    match: { path: /x, methods: [] }\n"},
 		{"host_with_port", "version: 1\nroutes:\n  - name: r\n    match: { path: /x, hosts: [\"a.example.com:443\"] }\n"},

@@ -39,7 +39,7 @@ func TestPolicyCommands(t *testing.T) {
 	}{
 		{"check_example_is_clean_even_strict", []string{"check", "--strict", example, exampleTests}, 0, []string{
 			"../../examples/policy.yaml: ok (version ", ", 13 routes, 0 tests)",
-			"../../examples/policy_test.yaml: ok (28 tests)"}},
+			"../../examples/policy_test.yaml: ok (30 tests)"}},
 		{"check_error_shows_file_line_and_source", []string{"check", broken}, 1, []string{
 			broken + ":5:14: error: routes[0].require: a public route admits requests without a token",
 			"    5 |     require: { scopes: { all_of: [orders:read] } }",
@@ -51,14 +51,14 @@ func TestPolicyCommands(t *testing.T) {
 		{"check_strict_fails_on_a_warning", []string{"check", "--strict", overlapping}, 1, []string{
 			"FAIL: 0 errors, 1 warning in 1 file (--strict: warnings fail)"}},
 		{"check_json", []string{"check", "--format", "json", example}, 0, []string{`"ok": true`, `"routes": 13`}},
-		{"test_example_passes", []string{"test", example}, 0, []string{"PASS: ../../examples/policy.yaml (version ", "28 passed, 0 failed"}},
+		{"test_example_passes", []string{"test", example}, 0, []string{"PASS: ../../examples/policy.yaml (version ", "30 passed, 0 failed"}},
 		{"test_failure_is_expected_vs_got", []string{"test", "--junit", junit, example, wrong}, 1, []string{
 			"--- FAIL: anyone may delete (" + wrong + ":2)",
 			"    expected: allow",
 			"    got:      deny 403 insufficient_scope, route orders-delete (line ",
 			"    why:      the token lacks scope orders:admin",
 			"FAIL: ../../examples/policy.yaml (version ", "0 passed, 1 failed"}},
-		{"test_json", []string{"test", "--format", "json", example, exampleTests}, 0, []string{`"passed": 28`, `"failed": 0`}},
+		{"test_json", []string{"test", "--format", "json", example, exampleTests}, 0, []string{`"passed": 30`, `"failed": 0`}},
 		{"explain_shows_what_the_token_lacks", []string{"explain", "--method", "POST", "--path", "/orders/42/cancel", "--scopes", "orders:read", "--client", "orders-svc", example}, 1, []string{
 			"path:      /orders/42/cancel (normalized)",
 			"  1. orders-cancel (line ",
@@ -140,7 +140,7 @@ func TestPolicyCheckJSONIsMachineReadable(t *testing.T) {
 	if err := json.Unmarshal(out, &r); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	if !r.OK || len(r.Files) != 2 || r.Files[1].Kind != "tests" || r.Files[1].Tests != 28 {
+	if !r.OK || len(r.Files) != 2 || r.Files[1].Kind != "tests" || r.Files[1].Tests != 30 {
 		t.Errorf("report %+v", r)
 	}
 }
