@@ -12,7 +12,7 @@ import (
 const policyUsage = `Usage:
   scopegate policy check [--strict] [--format text|json] FILE...
   scopegate policy test [--format text|json] [--junit FILE] POLICY [TESTFILE...]
-  scopegate policy explain --method M --path P [--host H] [--scopes a,b] [--client C] [--audience a,b] [--no-token] [--format text|json] POLICY
+  scopegate policy explain --method M --path P [--host H] [--scopes a,b] [--client C] [--issuer I] [--audience a,b] [--no-token] [--format text|json] POLICY
 
 check validates policy files (and *_test.yaml files of test cases) as the
 server would, and warns of what is valid but likely wrong: exit 0 clean,
@@ -96,6 +96,7 @@ func policyExplain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&q.Host, "host", "", "HTTP host (:authority)")
 	fs.StringVar(&scopes, "scopes", "", "the token's scopes, comma-separated")
 	fs.StringVar(&q.ClientID, "client", "", "the token's client_id")
+	fs.StringVar(&q.Issuer, "issuer", "", "the token's issuer (iss)")
 	fs.StringVar(&audience, "audience", "", "the token's audiences, comma-separated")
 	fs.BoolVar(&q.NoToken, "no-token", false, "explain a request without a token")
 	if err := fs.Parse(args); err != nil {

@@ -18,6 +18,7 @@ type Query struct {
 	// NoToken explains a request without a token; otherwise the token is
 	// taken as valid, with the claims below.
 	NoToken  bool
+	Issuer   string
 	ClientID string
 	Scopes   []string
 	Audience []string
@@ -89,7 +90,7 @@ func Explain(w io.Writer, policyFile string, q Query, format Format) int {
 func explain(p *policy.Policy, q Query) *Explanation {
 	var c *authz.Claims
 	if !q.NoToken {
-		c = &authz.Claims{ClientID: q.ClientID, Subject: q.ClientID, Scopes: q.Scopes, Audience: q.Audience}
+		c = &authz.Claims{Issuer: q.Issuer, ClientID: q.ClientID, Subject: q.ClientID, Scopes: q.Scopes, Audience: q.Audience}
 	}
 	d := authz.New(p, nil, authz.Options{}).Decide(&authz.Request{Method: q.Method, Host: q.Host, Path: q.Path}, c)
 	e := &Explanation{
@@ -140,6 +141,9 @@ func lacks(req *policy.Requirement, c *authz.Claims) []string {
 	out := []string{}
 	if req == nil {
 		return out
+	}
+	if !req.IssuerAllowed(c.Issuer) {
+		out = append(out, fmt.Sprintf("an issuer in [%s] (the token's is %q)", strings.Join(req.Issuers, " "), c.Issuer))
 	}
 	if !req.AudienceAllowed(c.Audience) {
 		out = append(out, fmt.Sprintf("an audience in [%s] (the token has [%s])", strings.Join(req.Audiences, " "), strings.Join(c.Audience, " ")))

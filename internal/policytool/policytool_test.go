@@ -241,3 +241,22 @@ func TestExplainSaysWhyTheWinnerWins(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainNamesTheIssuerARouteRequires(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "p.yaml")
+	src := "version: 1\nroutes:\n  - name: refunds\n    match: { path: /refunds }\n    require: { issuers: [https://corp.example.com], clients: [billing-svc] }\n"
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	q := Query{Method: "POST", Path: "/refunds", Issuer: "https://partner.example.com", ClientID: "billing-svc"}
+	if code := Explain(&out, file, q, Text); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, out.String())
+	}
+	for _, want := range []string{`an issuer in [https://corp.example.com] (the token's is "https://partner.example.com")`, "issuer_not_allowed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
