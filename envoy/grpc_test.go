@@ -61,12 +61,18 @@ func start(t *testing.T, opts authz.Options, issuers ...authz.Issuer) *harness {
 	}
 	jv := newJWTVerifier(t, issuers)
 
+	return &harness{idp: idp, client: serve(t, authz.New(pol, jv, opts))}
+}
+
+// serve serves a on loopback over real gRPC and returns a client of it.
+func serve(t *testing.T, a *authz.Authorizer) authv3.AuthorizationClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer()
-	(&envoy.Server{Authorizer: authz.New(pol, jv, opts)}).Register(g)
+	(&envoy.Server{Authorizer: a}).Register(g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -74,7 +80,7 @@ func start(t *testing.T, opts authz.Options, issuers ...authz.Issuer) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &harness{idp: idp, client: authv3.NewAuthorizationClient(conn)}
+	return authv3.NewAuthorizationClient(conn)
 }
 
 // newJWTVerifier returns a real verifier of issuers' tokens, their keys

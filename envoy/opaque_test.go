@@ -2,16 +2,11 @@ package envoy_test
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/envoy"
@@ -38,20 +33,7 @@ func startOpaque(t *testing.T, srv *testutil.IntrospectionServer, timeout time.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer()
-	(&envoy.Server{Authorizer: authz.New(pol, &authz.Router{JWT: jv, Introspector: in}, authz.Options{})}).Register(g)
-	go g.Serve(lis)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return &harness{idp: idp, client: authv3.NewAuthorizationClient(conn)}
+	return &harness{idp: idp, client: serve(t, authz.New(pol, &authz.Router{JWT: jv, Introspector: in}, authz.Options{}))}
 }
 
 func active(scopes string) map[string]any {

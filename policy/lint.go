@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/scopegate/scopegate/internal/yamlfile"
 )
 
 // Warning is a problem Lint finds in a valid policy: the server accepts
@@ -24,21 +26,8 @@ type Warning struct {
 // String formats w as "file:line:column: field: message", the form of
 // the errors Parse returns.
 func (w *Warning) String() string {
-	var b strings.Builder
-	b.WriteString(w.File)
-	if w.Line > 0 {
-		fmt.Fprintf(&b, ":%d", w.Line)
-		if w.Column > 0 {
-			fmt.Fprintf(&b, ":%d", w.Column)
-		}
-	}
-	b.WriteString(": ")
-	if w.Field != "" {
-		b.WriteString(w.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(w.Msg)
-	return b.String()
+	e := yamlfile.Error{File: w.File, Line: w.Line, Column: w.Column, Field: w.Field, Msg: w.Msg}
+	return e.Error()
 }
 
 // Lint returns the warnings of p, a policy returned by Parse or Load, in
