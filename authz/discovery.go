@@ -20,24 +20,26 @@ const jwksTimeout = 10 * time.Second
 // or hostile endpoint must not exhaust memory.
 const maxJWKSResponse = 1 << 20
 
-// checkKeyURL requires an absolute https URL, or http to a loopback host:
-// keys fetched in the clear could be replaced on the way.
-func checkKeyURL(raw string) error {
+// checkKeyURL requires an absolute https URL, or http to a loopback host,
+// or to any host when insecureHTTP allows it: keys fetched in the clear
+// could be replaced on the way.
+func checkKeyURL(raw string, insecureHTTP bool) error {
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
 		return err
 	case u.Host == "":
 		return fmt.Errorf("%q is not an absolute URL", raw)
-	case u.Scheme == "https", u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "https", u.Scheme == "http" && (insecureHTTP || isLoopback(u.Hostname())):
 		return nil
 	}
-	return fmt.Errorf("%q must be an https URL (http only to a loopback host): keys fetched in the clear could be replaced on the way", raw)
+	return fmt.Errorf("%q must be an https URL (http only to a loopback host, or with allow_insecure_http): keys fetched in the clear could be replaced on the way", raw)
 }
 
 // newJWKSClient returns the client of the key and discovery requests: c,
 // or one with a jwksTimeout timeout, whose response bodies are capped and
-// whose redirects must go where checkKeyURL allows.
+// whose redirects must go where checkKeyURL allows without
+// allow_insecure_http: a redirect never downgrades to plain http.
 func newJWKSClient(c *http.Client) *http.Client {
 	client := http.Client{Timeout: jwksTimeout}
 	if c != nil {
@@ -48,7 +50,7 @@ func newJWKSClient(c *http.Client) *http.Client {
 		if len(via) >= 10 {
 			return errors.New("stopped after 10 redirects")
 		}
-		return checkKeyURL(req.URL.String())
+		return checkKeyURL(req.URL.String(), false)
 	}
 	return &client
 }
@@ -118,8 +120,9 @@ func discover(ctx context.Context, client *http.Client, issuer string) (*discove
 	return &doc, nil
 }
 
-// discoverJWKSURI returns the jwks_uri of issuer's discovery document.
-func discoverJWKSURI(ctx context.Context, client *http.Client, issuer string) (string, error) {
+// discoverJWKSURI returns the jwks_uri of issuer's discovery document,
+// which may be plain http when insecureHTTP allows it.
+func discoverJWKSURI(ctx context.Context, client *http.Client, issuer string, insecureHTTP bool) (string, error) {
 	doc, err := discover(ctx, client, issuer)
 	if err != nil {
 		return "", err
@@ -127,26 +130,28 @@ func discoverJWKSURI(ctx context.Context, client *http.Client, issuer string) (s
 	if doc.JWKSURI == "" {
 		return "", fmt.Errorf("discovery: %s has no jwks_uri", issuer)
 	}
-	if err := checkKeyURL(doc.JWKSURI); err != nil {
+	if err := checkKeyURL(doc.JWKSURI, insecureHTTP); err != nil {
 		return "", fmt.Errorf("discovery: %s: jwks_uri: %w", issuer, err)
 	}
 	return doc.JWKSURI, nil
 }
 
 // DiscoverIntrospection fills c.Endpoint, when it is empty, from the
-// introspection_endpoint of c.Issuer's discovery document.
-func DiscoverIntrospection(ctx context.Context, c *Introspection) error {
+// introspection_endpoint of c.Issuer's discovery document, which it
+// fetches with client (for a custom TLS configuration; nil means a client
+// with a 10s timeout).
+func DiscoverIntrospection(ctx context.Context, c *Introspection, client *http.Client) error {
 	if c.Endpoint != "" {
 		return nil
 	}
-	doc, err := discover(ctx, newJWKSClient(nil), c.Issuer)
+	doc, err := discover(ctx, newJWKSClient(client), c.Issuer)
 	if err != nil {
 		return fmt.Errorf("introspection: %w", err)
 	}
 	if doc.IntrospectionEndpoint == "" {
 		return fmt.Errorf("introspection: the discovery document of %s has no introspection_endpoint: set endpoint", c.Issuer)
 	}
-	if err := checkEndpoint(doc.IntrospectionEndpoint); err != nil {
+	if err := checkEndpoint(doc.IntrospectionEndpoint, c.AllowInsecureHTTP); err != nil {
 		return fmt.Errorf("introspection: discovered endpoint: %w", err)
 	}
 	c.Endpoint = doc.IntrospectionEndpoint

@@ -35,6 +35,12 @@ type Introspection struct {
 	// Issuer is the provider whose OpenID Connect discovery document names
 	// the endpoint, when Endpoint is empty.
 	Issuer string `yaml:"issuer"`
+	// AllowInsecureHTTP lets Endpoint, or Issuer and the endpoint it
+	// names, be plain http to any host, not only to a loopback one: for a
+	// provider reached over a network that protects the traffic itself,
+	// such as a service mesh with mutual TLS. Elsewhere the token and the
+	// client secret would cross the network in the clear.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 	// Audiences, when set, must intersect an introspected token's aud, as
 	// an issuer's audiences must a JWT's: a token minted for another API
 	// must not pass here.
@@ -146,11 +152,11 @@ func (c *Introspection) Validate() []FieldError {
 	case c.Endpoint != "" && c.Issuer != "":
 		add("issuer", "set endpoint or issuer (to discover the endpoint), not both")
 	case c.Endpoint != "":
-		if err := checkEndpoint(c.Endpoint); err != nil {
+		if err := checkEndpoint(c.Endpoint, c.AllowInsecureHTTP); err != nil {
 			add("endpoint", "%v", err)
 		}
 	case c.Issuer != "":
-		if err := checkEndpoint(c.Issuer); err != nil {
+		if err := checkEndpoint(c.Issuer, c.AllowInsecureHTTP); err != nil {
 			add("issuer", "%v", err)
 		}
 	default:
@@ -212,8 +218,9 @@ func (c *Introspection) Validate() []FieldError {
 	return errs
 }
 
-// checkEndpoint requires an absolute https URL, or http to a loopback host.
-func checkEndpoint(endpoint string) error {
+// checkEndpoint requires an absolute https URL, or http to a loopback host,
+// or to any host when insecureHTTP allows it.
+func checkEndpoint(endpoint string, insecureHTTP bool) error {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return err
@@ -223,10 +230,10 @@ func checkEndpoint(endpoint string) error {
 		return fmt.Errorf("%q is not an absolute URL", endpoint)
 	case u.Scheme == "https":
 		return nil
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http" && (insecureHTTP || isLoopback(u.Hostname())):
 		return nil
 	}
-	return fmt.Errorf("%q must be an https URL: the token and the client secret travel in it", endpoint)
+	return fmt.Errorf("%q must be an https URL (http only to a loopback host, or with allow_insecure_http): the token and the client secret travel in it", endpoint)
 }
 
 func isLoopback(host string) bool {

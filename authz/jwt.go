@@ -78,6 +78,13 @@ type Issuer struct {
 	// verifying them locally, so that revocation takes effect (within the
 	// introspection cache's max_ttl).
 	IntrospectJWTs bool `yaml:"introspect_jwts"`
+	// AllowInsecureHTTP lets JWKSURI, and the issuer with Discovery, be
+	// plain http to any host, not only to a loopback one: for a provider
+	// reached over a network that protects the traffic itself, such as a
+	// service mesh with mutual TLS. Elsewhere keys fetched in the clear
+	// could be replaced on the way. Redirects still never go to plain
+	// http.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 }
 
 // FieldError is a problem with one setting.
@@ -102,13 +109,13 @@ func (i *Issuer) Validate() []FieldError {
 	case i.Discovery && i.JWKSURI != "":
 		add("jwks_uri", "set jwks_uri or discovery, not both")
 	case i.Discovery:
-		if err := checkKeyURL(i.Issuer); err != nil && i.Issuer != "" {
+		if err := checkKeyURL(i.Issuer, i.AllowInsecureHTTP); err != nil && i.Issuer != "" {
 			add("issuer", "discovery needs the issuer to be a URL: %v", err)
 		}
 	case i.JWKSURI == "":
 		add("jwks_uri", "the URL of the issuer's keys is required, unless discovery is set")
 	default:
-		if err := checkKeyURL(i.JWKSURI); err != nil {
+		if err := checkKeyURL(i.JWKSURI, i.AllowInsecureHTTP); err != nil {
 			add("jwks_uri", "%v", err)
 		}
 	}
@@ -245,6 +252,7 @@ func NewJWTVerifier(ctx context.Context, issuers []Issuer, opts JWTOptions) (*JW
 			MemoryJWKSet: jwkset.NewMemoryStorage(),
 			issuer:       cfg.Issuer,
 			uri:          cfg.JWKSURI,
+			insecure:     cfg.AllowInsecureHTTP,
 			client:       client,
 			interval:     interval,
 			cooldown:     cooldown,
@@ -306,6 +314,32 @@ func (v *JWTVerifier) Issuer(iss string) bool {
 
 // Close stops fetching keys in the background.
 func (v *JWTVerifier) Close() { v.cancel() }
+
+// JWKSStats counts one issuer's key fetches since its JWTVerifier was made.
+type JWKSStats struct {
+	Issuer   string
+	Fetches  uint64 // attempts to fetch the keys, discovery included
+	Failures uint64 // fetches that failed; the keys fetched before stay in use
+	Keys     int    // keys in the set in use
+}
+
+// JWKSStats returns the key-fetching counters of every issuer, ordered by
+// issuer.
+func (v *JWTVerifier) JWKSStats() []JWKSStats {
+	stats := make([]JWKSStats, 0, len(v.issuers))
+	for _, is := range v.issuers {
+		// A MemoryJWKSet reads its keys without failing.
+		keys, _ := is.keys.KeyReadAll(context.Background())
+		stats = append(stats, JWKSStats{
+			Issuer:   is.name,
+			Fetches:  is.keys.fetches.Load(),
+			Failures: is.keys.failures.Load(),
+			Keys:     len(keys),
+		})
+	}
+	slices.SortFunc(stats, func(a, b JWKSStats) int { return strings.Compare(a.Issuer, b.Issuer) })
+	return stats
+}
 
 // Verify returns the claims of token, a JWT access token of one of the
 // verifier's issuers, or a *TokenError saying why it is refused. A token
@@ -572,6 +606,7 @@ type keySet struct {
 
 	issuer   string
 	uri      string // the JWKS URL; found by discovery when empty, by the fetches alone, which never overlap
+	insecure bool   // Issuer.AllowInsecureHTTP, for a discovered URL
 	client   *http.Client
 	interval time.Duration
 	cooldown time.Duration
@@ -579,6 +614,8 @@ type keySet struct {
 	ctx      context.Context // the verifier's lifetime: it ends the fetches and run
 
 	filled atomic.Bool // a fetch succeeded
+
+	fetches, failures atomic.Uint64 // for JWKSStats
 
 	mu     sync.Mutex
 	flight chan struct{} // closed when the fetch under way ends; nil when none is
@@ -688,6 +725,10 @@ func (ks *keySet) fetch() {
 	ctx, cancel := context.WithTimeout(ks.ctx, jwksTimeout)
 	defer cancel()
 	err := ks.load(ctx)
+	ks.fetches.Add(1)
+	if err != nil {
+		ks.failures.Add(1)
+	}
 	switch {
 	case err != nil && ks.ctx.Err() != nil:
 		// The verifier is closing.
@@ -704,7 +745,7 @@ func (ks *keySet) fetch() {
 
 func (ks *keySet) load(ctx context.Context) error {
 	if ks.uri == "" {
-		uri, err := discoverJWKSURI(ctx, ks.client, ks.issuer)
+		uri, err := discoverJWKSURI(ctx, ks.client, ks.issuer, ks.insecure)
 		if err != nil {
 			return err
 		}

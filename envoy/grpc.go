@@ -1,6 +1,9 @@
-// Package envoy adapts scopegate's decisions to Envoy's external
-// authorization protocol: envoy.service.auth.v3.Authorization/Check over
-// gRPC.
+// Package envoy adapts scopegate's decisions to the external
+// authorization protocols of proxies: Envoy's
+// envoy.service.auth.v3.Authorization/Check over gRPC, and HTTP forward
+// authentication as Envoy's http_service, nginx's auth_request and
+// Traefik's forwardAuth speak it. Every listener decides through the same
+// path (see Observer); only the mapping of requests and answers differs.
 package envoy
 
 import (
@@ -9,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -26,51 +30,72 @@ import (
 // %DYNAMIC_METADATA(envoy.filters.http.ext_authz:client_id)%.
 const MetadataNamespace = "envoy.filters.http.ext_authz"
 
+// An Observer sees every check, for the audit log and metrics: the
+// request, its decision and how long deciding took. It is called on the
+// checking goroutine before the answer is sent, so it must be quick; it
+// must not modify r or d.
+type Observer func(r *authz.Request, d *authz.Decision, took time.Duration)
+
 // Server implements envoy.service.auth.v3.Authorization. It never answers
 // with a gRPC error: a failure is a deny, so that even an Envoy configured
 // with failure_mode_allow fails closed.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	Authorizer *authz.Authorizer
-	// Observe, if set, sees every request and its decision (for the audit
-	// log and metrics).
-	Observe func(*authz.Request, *authz.Decision)
-	Logger  *slog.Logger
+	Observe    Observer // may be nil
+	Logger     *slog.Logger
 }
 
 // Register registers s on g.
 func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
 
 // Check implements the Authorization service.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			s.logger().Error("check panicked; denying", "panic", p)
-			d := authz.Decision{Status: http.StatusInternalServerError, Reason: authz.ReasonInternal, Description: "internal error"}
-			resp, err = s.denied(&d), nil
-		}
-	}()
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	r, ok := Request(req)
-	var d authz.Decision
-	if ok {
-		d = s.Authorizer.Check(ctx, r)
-	} else {
-		d = authz.Decision{Status: http.StatusBadRequest, Reason: authz.ReasonBadRequest, Description: "the check request carries no HTTP attributes"}
+	var bad string
+	if !ok {
+		bad = "the check request carries no HTTP attributes"
 	}
-	if s.Observe != nil {
-		s.Observe(r, &d)
-	}
+	d := check(ctx, s.Authorizer, s.Observe, s.Logger, r, bad)
 	if d.Allow {
 		return s.ok(&d), nil
 	}
 	return s.denied(&d), nil
 }
 
-func (s *Server) logger() *slog.Logger {
-	if s.Logger != nil {
-		return s.Logger
+// check is the decision path of every listener. It decides r with a, or
+// denies it with 400 bad_request when bad says why r could not be read
+// from what the proxy sent, and shows the decision to observe. A panic
+// while deciding is a deny, never a failure the proxy could let through.
+func check(ctx context.Context, a *authz.Authorizer, observe Observer, log *slog.Logger, r *authz.Request, bad string) authz.Decision {
+	var start time.Time
+	if observe != nil {
+		start = time.Now()
 	}
-	return slog.Default()
+	d := decide(ctx, a, log, r, bad)
+	if observe != nil {
+		observe(r, &d, time.Since(start))
+	}
+	return d
+}
+
+// decide returns check's decision, before it is observed.
+func decide(ctx context.Context, a *authz.Authorizer, log *slog.Logger, r *authz.Request, bad string) (d authz.Decision) {
+	defer func() {
+		if p := recover(); p != nil {
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Error("check panicked; denying", "panic", p)
+			d = authz.Decision{Status: http.StatusInternalServerError, Reason: authz.ReasonInternal,
+				Description: "internal error", PolicyVersion: a.Policy().Version}
+		}
+	}()
+	if bad != "" {
+		return authz.Decision{Status: http.StatusBadRequest, Reason: authz.ReasonBadRequest,
+			Description: bad, PolicyVersion: a.Policy().Version}
+	}
+	return a.Check(ctx, r)
 }
 
 // Request maps a CheckRequest to the request a decision sees. It reports

@@ -7,6 +7,7 @@
 //	scopegate serve --config config.yaml
 //	scopegate serve --dev
 //	scopegate check --addr 127.0.0.1:9001 --method GET --path /orders/1 --token-file tok
+//	scopegate config check config.yaml
 package main
 
 import (
@@ -22,6 +23,7 @@ Usage:
   scopegate serve --dev             serve a demo setup on loopback with a built-in token issuer
   scopegate check [flags]           send one CheckRequest, as Envoy would, and print the decision
   scopegate policy SUBCOMMAND       check, test or explain a policy file; no server needed
+  scopegate config check FILE       validate a config and the files it names, without starting
 
 Run "scopegate COMMAND -h" for a command's flags.
 `
@@ -43,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(args[1:], stdout, stderr)
+	case "config":
+		return configCmd(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -92,13 +92,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		cfg.Listen.Admin = *adminAddr
 	}
 
-	v, err := newVerifier(ctx, cfg, logger)
+	o, err := newOps(cfg, stdout, stderr, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "scopegate serve: %v\n", err)
+		return 1
+	}
+	defer o.Close()
+	v, err := newVerifier(ctx, cfg, o.outbound, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "scopegate serve: %v\n", err)
 		return 1
 	}
 	defer v.Close()
 	a := authz.New(pol, v, cfg.AuthzOptions())
+	o.collect(v, pol)
 
 	grpcLis, err := net.Listen("tcp", cfg.Listen.GRPC)
 	if err != nil {
@@ -110,22 +117,28 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scopegate serve: listen.admin: %v\n", err)
 		return 1
 	}
-	if !isLoopback(cfg.Listen.GRPC) {
-		logger.Warn("serving ext_authz in plaintext on a non-loopback address", "addr", cfg.Listen.GRPC)
-	}
+	o.warnPlaintext(cfg, logger)
 
-	g := grpc.NewServer()
-	(&envoy.Server{Authorizer: a, Logger: logger}).Register(g)
+	g := grpc.NewServer(o.grpcOptions()...)
+	(&envoy.Server{Authorizer: a, Observe: o.observe, Logger: logger}).Register(g)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(g, hs)
 
 	ps := newPolicyState(a, logger)
-	reload := watchPolicy(ctx, *dev, pol, ps, logger)
+	reload := watchPolicy(ctx, *dev, pol, func(p *policy.Policy, err error) {
+		ps.changed(p, err)
+		o.metrics.PolicyReloaded(p, err)
+	}, logger)
 
 	var draining atomic.Bool
-	admin := &http.Server{Handler: adminMux(v, &draining, ps), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: o.adminHandler(adminMux(v, &draining, ps)), ReadHeaderTimeout: 5 * time.Second}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	httpSrv, err := o.startHTTP(cfg.Listen.HTTP, a, logger, errc)
+	if err != nil {
+		fmt.Fprintf(stderr, "scopegate serve: %v\n", err)
+		return 1
+	}
 	go func() { errc <- g.Serve(grpcLis) }()
 	go func() { errc <- admin.Serve(adminLis) }()
 	logger.Info("scopegate serving", "grpc", grpcLis.Addr().String(), "admin", adminLis.Addr().String(), "policy", pol.File, "policy_version", pol.Version)
@@ -150,11 +163,13 @@ wait:
 	hs.Shutdown()
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
+	httpDone := drainHTTP(httpSrv, drainTimeout, logger)
 	select {
 	case <-done:
 	case <-time.After(drainTimeout):
 		g.Stop()
 	}
+	<-httpDone
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := admin.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -163,14 +178,14 @@ wait:
 	return 0
 }
 
-// watchPolicy reloads the policy file when it changes, into ps, until ctx
-// is done, and returns what SIGHUP does. The dev policy is embedded in the
-// binary, so there is nothing to watch.
-func watchPolicy(ctx context.Context, dev bool, pol *policy.Policy, ps *policyState, logger *slog.Logger) (reload func()) {
+// watchPolicy reloads the policy file when it changes, reporting each
+// reload to onChange, until ctx is done, and returns what SIGHUP does. The
+// dev policy is embedded in the binary, so there is nothing to watch.
+func watchPolicy(ctx context.Context, dev bool, pol *policy.Policy, onChange func(*policy.Policy, error), logger *slog.Logger) (reload func()) {
 	if dev {
 		return func() { logger.Warn("SIGHUP: the dev policy is built in; there is nothing to reload") }
 	}
-	w := &policy.Watcher{File: pol.File, Version: pol.Version, OnChange: ps.changed}
+	w := &policy.Watcher{File: pol.File, Version: pol.Version, OnChange: onChange}
 	go func() {
 		if err := w.Run(ctx); err != nil {
 			logger.Error("the policy file is not watched; restart scopegate to change the policy", "err", err)

@@ -17,14 +17,14 @@ type verifier struct {
 	in  *authz.Introspector
 }
 
-func newVerifier(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*verifier, error) {
+func newVerifier(ctx context.Context, cfg *config.Config, out outbound, logger *slog.Logger) (*verifier, error) {
 	v := &verifier{}
 	if cfg.Introspection != nil {
 		ic := *cfg.Introspection
-		if err := authz.DiscoverIntrospection(ctx, &ic); err != nil {
+		if err := authz.DiscoverIntrospection(ctx, &ic, out.jwks); err != nil {
 			return nil, err
 		}
-		in, err := authz.NewIntrospector(ic, authz.IntrospectorOptions{Logger: logger, ExtraClaims: cfg.ExtraClaims()})
+		in, err := authz.NewIntrospector(ic, authz.IntrospectorOptions{HTTPClient: out.introspection, Logger: logger, ExtraClaims: cfg.ExtraClaims()})
 		if err != nil {
 			return nil, err
 		}
@@ -33,7 +33,7 @@ func newVerifier(ctx context.Context, cfg *config.Config, logger *slog.Logger) (
 	}
 	if len(cfg.Issuers) > 0 {
 		opts := cfg.JWTOptions()
-		opts.Logger = logger
+		opts.Client, opts.Logger = out.jwks, logger
 		jwt, err := authz.NewJWTVerifier(ctx, cfg.Issuers, opts)
 		if err != nil {
 			v.Close()

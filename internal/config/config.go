@@ -9,10 +9,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/internal/tlsfiles"
 	"github.com/scopegate/scopegate/internal/yamlfile"
 )
 
@@ -33,6 +35,15 @@ type Config struct {
 	JWKS         JWKS              `yaml:"jwks"`
 	// TokenCacheSize bounds the verified-token cache; negative disables it.
 	TokenCacheSize int `yaml:"token_cache_size"`
+	// TLS, when set, serves the ext_authz listeners (gRPC and HTTP) over
+	// TLS, and over mutual TLS with a client CA. Paths are relative to the
+	// config file's folder.
+	TLS   *tlsfiles.Files `yaml:"tls"`
+	Audit Audit           `yaml:"audit"`
+	// CAFile, when set, is a PEM bundle of the CAs that calls to identity
+	// providers (keys, discovery, introspection) trust instead of the
+	// system's; relative to the config file's folder.
+	CAFile string `yaml:"ca_file"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -41,7 +52,33 @@ type Config struct {
 // Listen holds the listener addresses.
 type Listen struct {
 	GRPC  string `yaml:"grpc"`  // ext_authz for Envoy; default 127.0.0.1:9001
-	Admin string `yaml:"admin"` // /healthz, /readyz; default 127.0.0.1:9002
+	Admin string `yaml:"admin"` // /healthz, /readyz, /metrics; default 127.0.0.1:9002
+	// HTTP, when set, serves the same decisions over HTTP, for Envoy's
+	// http_service, nginx's auth_request and Traefik's forwardAuth.
+	HTTP string `yaml:"http"`
+}
+
+// Audit configures the audit log: one JSON line per decision.
+type Audit struct {
+	// Enabled turns the audit log off when false; nil means on.
+	Enabled *bool `yaml:"enabled"`
+	// Output is stdout (the default), stderr, or a file to append to,
+	// relative to the config file's folder.
+	Output string `yaml:"output"`
+	// AllowSampleRate is the fraction of allows logged, from 0 to 1; nil
+	// means 1. Denies are always logged.
+	AllowSampleRate *float64 `yaml:"allow_sample_rate"`
+}
+
+// On reports whether the audit log is written.
+func (a *Audit) On() bool { return a.Enabled == nil || *a.Enabled }
+
+// SampleRate returns the fraction of allows logged.
+func (a *Audit) SampleRate() float64 {
+	if a.AllowSampleRate == nil {
+		return 1
+	}
+	return *a.AllowSampleRate
 }
 
 // JWKS tunes key-set fetching for every issuer.
@@ -81,9 +118,19 @@ func (c *Config) validate(f *yamlfile.File) error {
 	if c.Listen.Admin == "" {
 		c.Listen.Admin = "127.0.0.1:9002"
 	}
-	for _, l := range []struct{ field, addr string }{{"grpc", c.Listen.GRPC}, {"admin", c.Listen.Admin}} {
-		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+	taken := map[string]string{} // address → field
+	for _, l := range []struct{ field, addr string }{{"grpc", c.Listen.GRPC}, {"admin", c.Listen.Admin}, {"http", c.Listen.HTTP}} {
+		if l.addr == "" {
+			continue
+		}
+		_, port, err := net.SplitHostPort(l.addr)
+		switch {
+		case err != nil:
 			errs = append(errs, f.Errorf("$.listen."+l.field, "%q is not a host:port address", l.addr))
+		case taken[l.addr] != "" && port != "0":
+			errs = append(errs, f.Errorf("$.listen."+l.field, "%s is also listen.%s", l.addr, taken[l.addr]))
+		default:
+			taken[l.addr] = l.field
 		}
 	}
 	if len(c.Issuers) == 0 && c.Introspection == nil {
@@ -108,18 +155,62 @@ func (c *Config) validate(f *yamlfile.File) error {
 		for _, fe := range in.Validate() {
 			errs = append(errs, f.Errorf("$.introspection."+fe.Field, "%s", fe.Msg))
 		}
+		if in.ClientSecretFile != "" {
+			in.ClientSecretFile = c.relative(in.ClientSecretFile)
+		}
+		if r := in.Cache.Redis; r != nil && r.PasswordFile != "" {
+			r.PasswordFile = c.relative(r.PasswordFile)
+		}
 		// Opaque tokens of a configured issuer are held to its audiences,
 		// as its JWTs are, unless introspection names its own.
+		needAudiences := false
 		for _, iss := range c.Issuers {
 			if len(in.Audiences) == 0 && in.Issuer != "" && iss.Issuer == in.Issuer {
 				in.Audiences = iss.Audiences
+			}
+			needAudiences = needAudiences || len(iss.Audiences) > 0
+		}
+		if needAudiences && len(in.Audiences) == 0 {
+			errs = append(errs, f.Errorf("$.introspection", "audiences is required: the issuers accept JWTs only for their audiences, and opaque tokens must not skip that check"))
+		}
+		// Introspected tokens must come from a trusted issuer too.
+		if len(in.Issuers) == 0 && len(c.Issuers) > 0 {
+			for _, iss := range c.Issuers {
+				in.Issuers = append(in.Issuers, iss.Issuer)
+			}
+			if in.Issuer != "" && !slices.Contains(in.Issuers, in.Issuer) {
+				in.Issuers = append(in.Issuers, in.Issuer)
 			}
 		}
 	}
 	if c.Policy.File == "" {
 		errs = append(errs, f.Errorf("$.policy.file", "the policy file is required"))
-	} else if !filepath.IsAbs(c.Policy.File) {
-		c.Policy.File = filepath.Join(filepath.Dir(c.File), c.Policy.File)
+	} else {
+		c.Policy.File = c.relative(c.Policy.File)
+	}
+	if t := c.TLS; t != nil {
+		for _, fl := range []struct {
+			field string
+			file  *string
+		}{{"cert_file", &t.CertFile}, {"key_file", &t.KeyFile}, {"client_ca_file", &t.ClientCAFile}} {
+			switch {
+			case *fl.file != "":
+				*fl.file = c.relative(*fl.file)
+			case fl.field != "client_ca_file":
+				errs = append(errs, f.Errorf("$.tls."+fl.field, "is required with tls"))
+			}
+		}
+	}
+	switch c.Audit.Output {
+	case "", "stdout", "stderr":
+	default:
+		c.Audit.Output = c.relative(c.Audit.Output)
+	}
+	if r := c.Audit.AllowSampleRate; r != nil && (*r < 0 || *r > 1) {
+		errs = append(errs, f.Errorf("$.audit.allow_sample_rate", "must be between 0 and 1"))
+	}
+	if c.CAFile != "" {
+		c.CAFile = c.relative(c.CAFile)
 	}
 	if c.MaxTokenSize < 0 {
 		errs = append(errs, f.Errorf("$.max_token_size", "must not be negative"))
@@ -131,6 +222,15 @@ func (c *Config) validate(f *yamlfile.File) error {
 		errs = append(errs, f.Errorf("$.jwks.refetch_cooldown", "must not be negative"))
 	}
 	return errs.Err()
+}
+
+// relative returns file as a path from the config file's folder, unless it
+// is absolute.
+func (c *Config) relative(file string) string {
+	if filepath.IsAbs(file) {
+		return file
+	}
+	return filepath.Join(filepath.Dir(c.File), file)
 }
 
 // JWTOptions returns the verifier options the configuration sets.

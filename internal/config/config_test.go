@@ -67,3 +67,142 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Errorf("issuers: %+v", c.Issuers)
 	}
 }
+
+func TestParseOperationsSettings(t *testing.T) {
+	src := `listen:
+  grpc: 127.0.0.1:9001
+  http: 127.0.0.1:9001
+issuers:
+  - issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/jwks
+policy: { file: policy.yaml }
+tls:
+  cert_file: tls.crt
+audit:
+  allow_sample_rate: 1.5
+`
+	_, err := Parse("conf/config.yaml", []byte(src))
+	if err == nil {
+		t.Fatal("want errors")
+	}
+	for _, want := range []string{
+		`conf/config.yaml:3:9: listen.http: 127.0.0.1:9001 is also listen.grpc`,
+		`conf/config.yaml:9:3: tls.key_file: is required with tls`,
+		`conf/config.yaml:11:22: audit.allow_sample_rate: must be between 0 and 1`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("errors do not contain %q:\n%v", want, err)
+		}
+	}
+
+	c, err := Parse(filepath.Join("conf", "config.yaml"), []byte(`listen: { http: 127.0.0.1:9004 }
+issuers:
+  - issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/jwks
+policy: { file: policy.yaml }
+tls: { cert_file: tls.crt, key_file: /etc/tls/tls.key, client_ca_file: ca.crt }
+audit: { output: audit.log }
+ca_file: idp-ca.pem
+introspection:
+  endpoint: https://idp.example.com/introspect
+  client_id: scopegate
+  client_secret_file: secret
+  cache: { redis: { addrs: [127.0.0.1:6379], password_file: redis-password } }
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type paths struct{ cert, key, ca, audit, caFile, secret, redis string }
+	want := paths{
+		filepath.Join("conf", "tls.crt"), "/etc/tls/tls.key", filepath.Join("conf", "ca.crt"),
+		filepath.Join("conf", "audit.log"), filepath.Join("conf", "idp-ca.pem"),
+		filepath.Join("conf", "secret"), filepath.Join("conf", "redis-password"),
+	}
+	got := paths{c.TLS.CertFile, c.TLS.KeyFile, c.TLS.ClientCAFile, c.Audit.Output, c.CAFile,
+		c.Introspection.ClientSecretFile, c.Introspection.Cache.Redis.PasswordFile}
+	if got != want {
+		t.Errorf("paths %+v, want them relative to the config file's folder: %+v", got, want)
+	}
+	if !c.Audit.On() || c.Audit.SampleRate() != 1 || c.Listen.HTTP != "127.0.0.1:9004" {
+		t.Errorf("audit on %v, sample rate %v, listen.http %q; want the audit log on for every allow", c.Audit.On(), c.Audit.SampleRate(), c.Listen.HTTP)
+	}
+}
+
+func TestIntrospectionInheritsTrustFromTheIssuers(t *testing.T) {
+	base := `issuers:
+  - issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/jwks
+    audiences: [orders-api]
+policy: { file: p.yaml }
+introspection:
+  client_id: scopegate
+  client_secret_env: SECRET
+`
+	t.Run("opaque tokens need audiences when the issuers require them", func(t *testing.T) {
+		_, err := Parse("c.yaml", []byte(base+"  endpoint: https://idp.example.com/introspect\n"))
+		if err == nil || !strings.Contains(err.Error(), "introspection: audiences is required") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("discovery issuer lends its audiences, and issuers are trusted", func(t *testing.T) {
+		c, err := Parse("c.yaml", []byte(base+"  issuer: https://idp.example.com\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in := c.Introspection; len(in.Audiences) != 1 || in.Audiences[0] != "orders-api" || len(in.Issuers) != 1 || in.Issuers[0] != "https://idp.example.com" {
+			t.Fatalf("introspection: audiences %q issuers %q", in.Audiences, in.Issuers)
+		}
+	})
+}
+
+func TestPlainHTTPIdentityProvidersNeedAnExplicitOptIn(t *testing.T) {
+	tests := []struct {
+		name, issuer string
+		ok           bool
+	}{
+		{"https", "jwks_uri: https://idp.internal/jwks", true},
+		{"http to loopback", "jwks_uri: http://127.0.0.1:8080/jwks", true},
+		{"http elsewhere", "jwks_uri: http://keycloak.auth.svc:8080/jwks", false},
+		{"http elsewhere, allowed", "jwks_uri: http://keycloak.auth.svc:8080/jwks\n    allow_insecure_http: true", true},
+		{"discovery over http elsewhere", "discovery: true", false},
+		{"discovery over http elsewhere, allowed", "discovery: true\n    allow_insecure_http: true", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			issuer := "http://keycloak.auth.svc:8080/realms/m2m"
+			if strings.Contains(tt.issuer, "idp.internal") || strings.Contains(tt.issuer, "127.0.0.1") {
+				issuer = "https://idp.internal"
+			}
+			src := "issuers:\n  - issuer: " + issuer + "\n    " + tt.issuer + "\npolicy: { file: p.yaml }\n"
+			_, err := Parse("config.yaml", []byte(src))
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "allow_insecure_http") {
+				t.Errorf("the error does not name the opt-in: %v", err)
+			}
+		})
+	}
+}
+
+func TestPlainHTTPIntrospectionNeedsAnExplicitOptIn(t *testing.T) {
+	tests := []struct {
+		name, extra string
+		ok          bool
+	}{
+		{"http elsewhere", "", false},
+		{"http elsewhere, allowed", "\n  allow_insecure_http: true", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := "introspection:\n  endpoint: http://hydra.auth.svc:4445/admin/oauth2/introspect\n  client_id: scopegate\n  client_secret_env: SECRET" + tt.extra + "\npolicy: { file: p.yaml }\n"
+			_, err := Parse("config.yaml", []byte(src))
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "introspection.endpoint") {
+				t.Errorf("the error does not name the field: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,165 @@
+package envoy
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/scopegate/scopegate/authz"
+)
+
+// The paths of the HTTP listener, one per proxy convention. The path, not
+// anything in the request, chooses how the original request is read: a
+// header that one proxy sets may come from the caller through another.
+const (
+	// EnvoyPathPrefix is the path_prefix of Envoy's ext_authz
+	// http_service: Envoy appends the original path, query included, and
+	// sends the original method, host and headers.
+	EnvoyPathPrefix = "/envoy"
+	// NginxPath is where nginx's auth_request sends its subrequests, with
+	// the original request in X-Original-Method, X-Original-URI and Host.
+	NginxPath = "/nginx"
+	// TraefikPath is the address path of Traefik's forwardAuth, which
+	// sends the original request in X-Forwarded-Method, X-Forwarded-Host
+	// and X-Forwarded-Uri.
+	TraefikPath = "/traefik"
+)
+
+// headersToRemove is the response header in which an HTTP authorization
+// service lists, comma-separated, the headers Envoy removes from an
+// allowed request.
+const headersToRemove = "x-envoy-auth-headers-to-remove"
+
+// HTTPServer serves the decisions of Authorizer over HTTP, as forward
+// authentication, at EnvoyPathPrefix, NginxPath and TraefikPath. It
+// decides exactly as Server does. An allowed request is answered 200 with
+// the identity headers to set upstream; a denied one with the deny's
+// status, WWW-Authenticate challenge, x-scopegate-reason header and JSON
+// body. A request that does not say what the original request was is
+// denied with 400 bad_request, and any other path is 404: a proxy that is
+// not set up right fails closed.
+type HTTPServer struct {
+	Authorizer *authz.Authorizer
+	Observe    Observer // may be nil
+	Logger     *slog.Logger
+}
+
+// proxy is one convention of passing the original request.
+type proxy int
+
+const (
+	envoyHTTP proxy = iota
+	nginx
+	traefik
+)
+
+// ServeHTTP decides the original request that r describes.
+func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var p proxy
+	switch {
+	case strings.HasPrefix(r.RequestURI, EnvoyPathPrefix+"/"):
+		p = envoyHTTP
+	case r.URL.Path == NginxPath:
+		p = nginx
+	case r.URL.Path == TraefikPath:
+		p = traefik
+	default:
+		http.Error(w, "scopegate: no such endpoint: forward to "+EnvoyPathPrefix+"/..., "+NginxPath+" or "+TraefikPath, http.StatusNotFound)
+		return
+	}
+	req, bad := original(p, r)
+	d := check(r.Context(), s.Authorizer, s.Observe, s.Logger, req, bad)
+	h := w.Header()
+	if d.Allow {
+		set, remove := s.Authorizer.Upstream(&d)
+		for _, x := range set {
+			h.Set(x.Name, x.Value)
+		}
+		// nginx and Traefik overwrite or clear the identity headers that
+		// their configuration lists; Envoy needs to be told.
+		if p == envoyHTTP && len(remove) > 0 {
+			h.Set(headersToRemove, strings.Join(remove, ","))
+		}
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	status := d.Status
+	if p == envoyHTTP && status >= 500 {
+		// Envoy takes a 5xx answer of an HTTP authorization service for
+		// the service's failure, which failure_mode_allow lets through:
+		// the deny must not look like one. The reason header and the
+		// body still say why.
+		status = http.StatusForbidden
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Scopegate-Reason", string(d.Reason))
+	if c := s.Authorizer.Challenge(&d); c != "" {
+		h.Set("WWW-Authenticate", c)
+	}
+	w.WriteHeader(status)
+	w.Write(d.Body())
+}
+
+// original returns the original request that r describes in p's
+// convention, or why it cannot be read.
+func original(p proxy, r *http.Request) (req *authz.Request, bad string) {
+	req = &authz.Request{Header: headers(r.Header), Peer: source(r)}
+	switch p {
+	case envoyHTTP:
+		req.Method, req.Host = r.Method, r.Host
+		// The request-target as sent, escapes included: normalizing it is
+		// the decision's job.
+		req.Path = r.RequestURI[len(EnvoyPathPrefix):]
+	case nginx:
+		req.Host = r.Host
+		if req.Method, bad = single(r.Header, "X-Original-Method"); bad == "" {
+			req.Path, bad = single(r.Header, "X-Original-Uri")
+		}
+	case traefik:
+		req.Host = r.Header.Get("X-Forwarded-Host")
+		if req.Method, bad = single(r.Header, "X-Forwarded-Method"); bad == "" {
+			req.Path, bad = single(r.Header, "X-Forwarded-Uri")
+		}
+	}
+	return req, bad
+}
+
+// single returns the value of the header name, which must be there once
+// and not empty, or why it is not.
+func single(h http.Header, name string) (v, bad string) {
+	switch vs := h.Values(name); {
+	case len(vs) > 1:
+		return "", "the request carries " + name + " more than once"
+	case len(vs) == 0 || vs[0] == "":
+		return "", "the request carries no " + name + " header to say what the original request was"
+	default:
+		return vs[0], ""
+	}
+}
+
+// headers returns h as Envoy sends headers in a CheckRequest: by lower-case
+// name, repeated headers joined with ",", so that two authorization
+// headers cannot pass for one.
+func headers(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		m[strings.ToLower(k)] = strings.Join(v, ",")
+	}
+	return m
+}
+
+// source returns the address of the original request's client: the last
+// X-Forwarded-For entry, which the proxy appends, or else the proxy's own
+// address. It is for the audit trail only and decides nothing.
+func source(r *http.Request) string {
+	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+		last := xff[len(xff)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		if last = strings.TrimSpace(last); last != "" {
+			return last
+		}
+	}
+	return r.RemoteAddr
+}

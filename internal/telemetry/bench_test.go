@@ -1,0 +1,45 @@
+package telemetry_test
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/internal/telemetry"
+)
+
+// BenchmarkObserve measures what the metrics and the audit log add to a
+// check, as the listeners' Observer calls them.
+func BenchmarkObserve(b *testing.B) {
+	claims := &authz.Claims{Issuer: "https://idp.example.com", Subject: "svc", ClientID: "svc", Scopes: []string{"orders:read"}}
+	allow := &authz.Decision{Allow: true, Status: 200, Reason: authz.ReasonAllowed, Route: "orders-read", Path: "/orders/1", PolicyVersion: "0123456789ab", Claims: claims}
+	deny := &authz.Decision{Status: 403, Reason: authz.ReasonInsufficientScope, Route: "orders-create", Path: "/orders", PolicyVersion: "0123456789ab", Required: []string{"orders:write"}, Claims: claims}
+	tests := []struct {
+		name string
+		rate float64
+		d    *authz.Decision
+	}{
+		{"allow/metrics only", -1, allow},
+		{"allow/audit rate 0", 0, allow},
+		{"allow/audit rate 1", 1, allow},
+		{"deny/audited", 0, deny},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			m := telemetry.NewMetrics()
+			var a *telemetry.Audit
+			if tt.rate >= 0 {
+				a = telemetry.NewAudit(io.Discard, tt.rate)
+			}
+			r := request()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					m.ObserveCheck(tt.d, 180*time.Microsecond)
+					a.Record(r, tt.d, 180*time.Microsecond)
+				}
+			})
+		})
+	}
+}
