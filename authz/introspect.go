@@ -267,13 +267,16 @@ type IntrospectorOptions struct {
 type Introspector struct {
 	endpoint string
 	clientID string
-	secret   string
-	post     bool // client_secret_post rather than client_secret_basic
-	timeout  time.Duration
-	client   *http.Client
-	extra    []string
-	aud      []string
-	issuers  []string
+	// secret is the client secret, or, when it comes from a file,
+	// secretFile reads it afresh once the file changes.
+	secret     string
+	secretFile *fileSecret
+	post       bool // client_secret_post rather than client_secret_basic
+	timeout    time.Duration
+	client     *http.Client
+	extra      []string
+	aud        []string
+	issuers    []string
 
 	maxTTL time.Duration // of an active answer
 	negTTL time.Duration // of an inactive answer
@@ -305,32 +308,38 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 	if cfg.Endpoint == "" {
 		return nil, errors.New("introspection: no endpoint: set endpoint or discover the provider's introspection_endpoint")
 	}
+	logger := cmp.Or(opts.Logger, slog.Default())
+	var secretFile *fileSecret
 	secret, err := readSecret(cfg.ClientSecretFile, cfg.ClientSecretEnv)
+	if err == nil && cfg.ClientSecretFile != "" {
+		secretFile, err = newFileSecret(cfg.ClientSecretFile, logger)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("introspection: client secret: %w", err)
 	}
 	maxConcurrent := cmp.Or(cfg.MaxConcurrent, DefaultIntrospectionMaxConcurrent)
 	maxRate := cmp.Or(cfg.MaxRate, DefaultIntrospectionMaxRate)
 	in := &Introspector{
-		endpoint: cfg.Endpoint,
-		clientID: cfg.ClientID,
-		secret:   secret,
-		post:     cfg.AuthMethod == ClientSecretPost,
-		timeout:  cmp.Or(cfg.Timeout, DefaultIntrospectionTimeout),
-		client:   newIntrospectionClient(opts.HTTPClient, maxConcurrent),
-		extra:    opts.ExtraClaims,
-		aud:      cfg.Audiences,
-		issuers:  cfg.Issuers,
-		maxTTL:   DefaultMaxTTL,
-		negTTL:   DefaultNegativeTTL,
-		slots:    make(chan struct{}, maxConcurrent),
-		limiter:  rate.NewLimiter(rate.Limit(maxRate), maxRate),
+		endpoint:   cfg.Endpoint,
+		clientID:   cfg.ClientID,
+		secret:     secret,
+		secretFile: secretFile,
+		post:       cfg.AuthMethod == ClientSecretPost,
+		timeout:    cmp.Or(cfg.Timeout, DefaultIntrospectionTimeout),
+		client:     newIntrospectionClient(opts.HTTPClient, maxConcurrent),
+		extra:      opts.ExtraClaims,
+		aud:        cfg.Audiences,
+		issuers:    cfg.Issuers,
+		maxTTL:     DefaultMaxTTL,
+		negTTL:     DefaultNegativeTTL,
+		slots:      make(chan struct{}, maxConcurrent),
+		limiter:    rate.NewLimiter(rate.Limit(maxRate), maxRate),
 		breaker: breaker{
 			threshold:  cmp.Or(cfg.Breaker.Failures, 5),
 			minBackoff: cmp.Or(cfg.Breaker.Backoff, time.Second),
 			maxBackoff: cmp.Or(cfg.Breaker.MaxBackoff, 30*time.Second),
 		},
-		log:       cmp.Or(opts.Logger, slog.Default()),
+		log:       logger,
 		redisLogs: rate.Sometimes{Interval: 10 * time.Second},
 	}
 	if d := cfg.Cache.MaxTTL; d != nil {
@@ -543,10 +552,14 @@ func (in *Introspector) redisFailed(err error) {
 func (in *Introspector) introspect(ctx context.Context, token string) (t CachedToken, failing bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
+	secret := in.secret
+	if in.secretFile != nil {
+		secret = in.secretFile.get()
+	}
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	if in.post {
 		form.Set("client_id", in.clientID)
-		form.Set("client_secret", in.secret)
+		form.Set("client_secret", secret)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -556,7 +569,7 @@ func (in *Introspector) introspect(ctx context.Context, token string) (t CachedT
 	req.Header.Set("Accept", "application/json")
 	if !in.post {
 		// RFC 6749 section 2.3.1: the credentials are form-encoded first.
-		req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(in.secret))
+		req.SetBasicAuth(url.QueryEscape(in.clientID), url.QueryEscape(secret))
 	}
 	resp, err := in.client.Do(req)
 	if err != nil {

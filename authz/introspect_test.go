@@ -900,3 +900,32 @@ func TestIntrospectCachedAnswersOutliveAnOpenBreaker(t *testing.T) {
 		t.Errorf("provider calls = %d, want %d: cached answers need none", n, calls)
 	}
 }
+
+func TestIntrospectReadsARotatedSecretFile(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	in := newIntrospector(t, cfg)
+	verify := func() error {
+		token := newToken(t)
+		srv.Register(token, activeResponse())
+		_, err := in.Verify(context.Background(), token)
+		return err
+	}
+	if err := verify(); err != nil {
+		t.Fatalf("before rotation: %v", err)
+	}
+	srv.RotateSecret("rotated-secret")
+	if err := verify(); err == nil {
+		t.Fatal("the provider accepted the old secret after rotation")
+	}
+	if err := os.WriteFile(cfg.ClientSecretFile, []byte("rotated-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for verify() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the rotated secret file was never read")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -29,12 +29,13 @@ const (
 type IntrospectionServer struct {
 	URL          string // the endpoint
 	ClientID     string
-	ClientSecret string
+	ClientSecret string // the secret at start; see RotateSecret
 
 	srv   *httptest.Server
 	calls atomic.Int64
 
 	mu         sync.Mutex
+	secret     string
 	tokens     map[string][]byte // token → response body
 	authMethod string
 	delay      time.Duration
@@ -51,6 +52,7 @@ func NewIntrospectionServer(t testing.TB) *IntrospectionServer {
 		tokens:       map[string][]byte{},
 		authMethod:   "client_secret_basic",
 	}
+	s.secret = s.ClientSecret
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/introspect"
 	t.Cleanup(s.srv.Close)
@@ -191,7 +193,17 @@ func (s *IntrospectionServer) authenticated(r *http.Request, method string) bool
 	default:
 		return false
 	}
-	return user == s.ClientID && subtle.ConstantTimeCompare([]byte(pass), []byte(s.ClientSecret)) == 1
+	s.mu.Lock()
+	secret := s.secret
+	s.mu.Unlock()
+	return user == s.ClientID && subtle.ConstantTimeCompare([]byte(pass), []byte(secret)) == 1
+}
+
+// RotateSecret makes the server accept only secret from now on.
+func (s *IntrospectionServer) RotateSecret(secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secret = secret
 }
 
 func writeIntrospectionJSON(w http.ResponseWriter, status int, body string) {
