@@ -687,6 +687,8 @@ func (ks *keySet) refetch(ctx context.Context) {
 		done = ks.start()
 	}
 	ks.mu.Unlock()
+	ctx, cancel := beforeDeadline(ctx)
+	defer cancel()
 	select {
 	case <-done:
 	case <-ctx.Done():
