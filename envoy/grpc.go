@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/maypok86/otter/v2"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -44,7 +46,23 @@ type Server struct {
 	Authorizer *authz.Authorizer
 	Observe    Observer // may be nil
 	Logger     *slog.Logger
+
+	oks     *otter.Cache[okKey, *authv3.CheckResponse]
+	oksOnce sync.Once
 }
+
+// okKey names an allow response: everything it is built from. A warm
+// token's claims are one shared, immutable *Claims held by the verifier's
+// cache, so the pointer names them.
+type okKey struct {
+	claims         *authz.Claims
+	route, version string
+	reason         authz.Reason
+	wouldDeny      bool
+}
+
+// okCacheSize bounds the allow responses kept for reuse.
+const okCacheSize = 10_000
 
 // Register registers s on g.
 func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
@@ -151,7 +169,23 @@ func peer(p *authv3.AttributeContext_Peer) string {
 	return sa.GetAddress() + ":" + strconv.FormatUint(uint64(sa.GetPortValue()), 10)
 }
 
+// ok returns the allow response of d. The response of a recent (claims,
+// route) pair is reused as it is, since gRPC only reads it: building it
+// (headers, dynamic metadata) cost more than the decision on a warm path.
 func (s *Server) ok(d *authz.Decision) *authv3.CheckResponse {
+	s.oksOnce.Do(func() {
+		s.oks = otter.Must(&otter.Options[okKey, *authv3.CheckResponse]{MaximumSize: okCacheSize})
+	})
+	key := okKey{claims: d.Claims, route: d.Route, version: d.PolicyVersion, reason: d.Reason, wouldDeny: d.WouldDeny}
+	if resp, ok := s.oks.GetIfPresent(key); ok {
+		return resp
+	}
+	resp := s.buildOK(d)
+	s.oks.Set(key, resp)
+	return resp
+}
+
+func (s *Server) buildOK(d *authz.Decision) *authv3.CheckResponse {
 	set, remove := s.Authorizer.Upstream(d)
 	ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
 	for _, h := range set {
@@ -202,6 +236,11 @@ func metadata(d *authz.Decision) *structpb.Struct {
 	if c := d.Claims; c != nil {
 		f["client_id"] = structpb.NewStringValue(c.ClientID)
 		f["subject"] = structpb.NewStringValue(c.Subject)
+	}
+	if d.WouldDeny {
+		// A dry-run route let the request through: the access log shows
+		// what enforcing it would have done.
+		f["would_deny"] = structpb.NewBoolValue(true)
 	}
 	return &structpb.Struct{Fields: f}
 }

@@ -85,7 +85,7 @@ func serve(t *testing.T, a *authz.Authorizer) authv3.AuthorizationClient {
 
 // newJWTVerifier returns a real verifier of issuers' tokens, their keys
 // fetched.
-func newJWTVerifier(t *testing.T, issuers []authz.Issuer) *authz.JWTVerifier {
+func newJWTVerifier(t testing.TB, issuers []authz.Issuer) *authz.JWTVerifier {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -103,7 +103,7 @@ func newJWTVerifier(t *testing.T, issuers []authz.Issuer) *authz.JWTVerifier {
 	return jv
 }
 
-func jwtVerifierFor(t *testing.T, idp *testutil.IdP) *authz.JWTVerifier {
+func jwtVerifierFor(t testing.TB, idp *testutil.IdP) *authz.JWTVerifier {
 	return newJWTVerifier(t, []authz.Issuer{{Issuer: idp.Issuer(), JWKSURI: idp.JWKSURL(), Audiences: []string{testutil.DefaultAudience}}})
 }
 
@@ -396,5 +396,19 @@ func TestIdentityClaimsWithControlCharactersAreRefused(t *testing.T) {
 	tok := h.idp.Token(t, testutil.Scopes("orders:read"), testutil.Claim("sub", "svc\r\nx-scopegate-client-id: billing-svc"), testutil.Claim("client_id", "svc\r\nx-admin: 1"))
 	if a := h.check(t, "GET", "x", "/orders/1", bearer(tok)); a.status != 401 || a.reason != string(authz.ReasonTokenInvalid) {
 		t.Fatalf("got %d %s, want 401 %s", a.status, a.reason, authz.ReasonTokenInvalid)
+	}
+}
+
+func TestReusedAllowResponsesCarryEachTokensOwnIdentity(t *testing.T) {
+	h := start(t, authz.Options{})
+	a := h.idp.Token(t, testutil.Scopes("orders:read"), testutil.Client("svc-a"))
+	b := h.idp.Token(t, testutil.Scopes("orders:read", "orders:write"), testutil.Client("svc-b"))
+	for range 3 {
+		for tok, want := range map[string]string{a: "svc-a", b: "svc-b"} {
+			got := h.check(t, "GET", "x", "/orders/1", bearer(tok))
+			if got.status != 200 || got.headers["x-scopegate-client-id"] != want {
+				t.Fatalf("got %d with client %q, want 200 %q", got.status, got.headers["x-scopegate-client-id"], want)
+			}
+		}
 	}
 }
