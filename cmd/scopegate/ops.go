@@ -136,10 +136,11 @@ func (o *ops) collect(v *verifier, p *policy.Policy) {
 
 // grpcOptions returns the options of the gRPC listener: its TLS, if any.
 func (o *ops) grpcOptions() []grpc.ServerOption {
-	if o.tls == nil {
-		return nil
+	opts := envoy.ServerOptions()
+	if o.tls != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(o.tls.Config("h2"))))
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(o.tls.Config("h2")))}
+	return opts
 }
 
 // adminHandler adds /metrics to the admin endpoints of next.
