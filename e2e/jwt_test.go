@@ -61,6 +61,25 @@ func TestJWT(t *testing.T) {
 		}
 		sg.expect(t, "POST", "/orders", tok, 200, "allowed")
 	})
+	t.Run("the HTTP listener decides alike for every proxy", func(t *testing.T) {
+		read := h.token(t, orders, "orders-api", "orders:read")
+		other := h.token(t, orders, "billing-api", "orders:read")
+		for _, proxy := range []string{"envoy", "nginx", "traefik"} {
+			for _, c := range []struct {
+				method, path, token string
+				status              int
+				reason              string
+			}{
+				{"GET", "/orders/42", read, 200, ""},
+				{"POST", "/orders", read, http.StatusForbidden, "insufficient_scope"},
+				{"GET", "/orders/42", other, http.StatusUnauthorized, "bad_audience"},
+			} {
+				if status, reason := sg.checkHTTP(t, proxy, c.method, c.path, c.token); status != c.status || reason != c.reason {
+					t.Errorf("%s: %s %s: got %d %q, want %d %q", proxy, c.method, c.path, status, reason, c.status, c.reason)
+				}
+			}
+		}
+	})
 	t.Run("a client off the route's list is 403", func(t *testing.T) {
 		reports := h.register(t, client{ID: "reports-svc", Scope: "orders:write", Audience: []string{"orders-api"}, Strategy: "jwt"})
 		sg.expect(t, "POST", "/orders", h.token(t, reports, "orders-api", "orders:write"), http.StatusForbidden, "client_not_allowed")

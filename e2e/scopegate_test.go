@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -37,6 +38,7 @@ routes:
 type scopegate struct {
 	proc   *process
 	admin  string // the admin URL
+	http   string // the URL of the HTTP ext_authz listener
 	client authv3.AuthorizationClient
 }
 
@@ -45,15 +47,15 @@ type scopegate struct {
 // it has fetched the keys of every issuer.
 func startScopegate(t *testing.T, config string) *scopegate {
 	t.Helper()
-	grpcAddr, adminAddr := freeAddr(t), freeAddr(t)
+	grpcAddr, adminAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	dir := t.TempDir()
-	config = "listen: {grpc: " + grpcAddr + ", admin: " + adminAddr + "}\npolicy: {file: policy.yaml}\n" + config
+	config = "listen: {grpc: " + grpcAddr + ", admin: " + adminAddr + ", http: " + httpAddr + "}\npolicy: {file: policy.yaml}\n" + config
 	for name, data := range map[string]string{"config.yaml": config, "policy.yaml": policy} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	sg := &scopegate{admin: "http://" + adminAddr}
+	sg := &scopegate{admin: "http://" + adminAddr, http: "http://" + httpAddr}
 	sg.proc = start(t, "scopegate", scopegateBin, nil, "serve", "--config", filepath.Join(dir, "config.yaml"))
 	sg.proc.waitReady(t, sg.admin+"/readyz", 15*time.Second)
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -110,4 +112,44 @@ func (sg *scopegate) expect(t *testing.T, method, path, token string, status int
 		t.Fatalf("%s %s: got %d %s, want %d %s (headers %v)", method, path, a.status, a.reason, status, reason, a.headers)
 	}
 	return a
+}
+
+// checkHTTP asks scopegate's HTTP listener whether a request from a client
+// holding token may pass, in the header convention of proxy: "envoy"
+// (http_service), "nginx" (auth_request) or "traefik" (forwardAuth). It
+// returns the status and the x-scopegate-reason of a deny.
+func (sg *scopegate) checkHTTP(t *testing.T, proxy, method, path, token string) (int, string) {
+	t.Helper()
+	var req *http.Request
+	var err error
+	switch proxy {
+	case "envoy":
+		req, err = http.NewRequest(method, sg.http+envoy.EnvoyPathPrefix+path, nil)
+	case "nginx":
+		req, err = http.NewRequest("GET", sg.http+envoy.NginxPath, nil)
+		if err == nil {
+			req.Header.Set("X-Original-Method", method)
+			req.Header.Set("X-Original-URI", path)
+		}
+	case "traefik":
+		req, err = http.NewRequest("GET", sg.http+envoy.TraefikPath, nil)
+		if err == nil {
+			req.Header.Set("X-Forwarded-Method", method)
+			req.Header.Set("X-Forwarded-Host", "api.example.com")
+			req.Header.Set("X-Forwarded-Uri", path)
+		}
+	default:
+		t.Fatalf("no proxy %q", proxy)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "api.example.com"
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("HTTP check: %v", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("X-Scopegate-Reason")
 }
