@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -297,19 +296,14 @@ func (d Decision) dryRun(p *policy.Policy, route *policy.Route) Decision {
 // missingScopes says which scopes a token lacks, so that the owner of the
 // calling service can tell what to ask its identity provider for.
 func missingScopes(req *policy.Requirement, granted []string) string {
+	allOf, anyOf := req.MissingScopes(granted)
 	var b strings.Builder
 	b.WriteString("the token lacks ")
-	var allOf []string
-	for _, s := range req.AllOf {
-		if !slices.Contains(granted, s) {
-			allOf = append(allOf, s)
-		}
-	}
 	if len(allOf) > 0 {
 		b.WriteString("scope ")
 		b.WriteString(strings.Join(allOf, ", "))
 	}
-	if len(req.AnyOf) > 0 && !slices.ContainsFunc(req.AnyOf, func(s string) bool { return slices.Contains(granted, s) }) {
+	if anyOf {
 		if len(allOf) > 0 {
 			b.WriteString(" and ")
 		}

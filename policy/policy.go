@@ -155,20 +155,16 @@ func (r *Requirement) ScopesMet(granted []string) bool {
 	return len(r.AnyOf) == 0 || intersects(r.AnyOf, granted)
 }
 
-// MissingScopes lists the scopes granted lacks: each AllOf scope not
-// granted, then, when no AnyOf scope is granted, all of AnyOf. It returns
-// nil when the scopes are met.
-func (r *Requirement) MissingScopes(granted []string) []string {
-	var missing []string
+// MissingScopes returns the AllOf scopes that granted lacks, and whether
+// granted lacks every AnyOf scope (when AnyOf has any). It returns nil and
+// false when the scopes are met.
+func (r *Requirement) MissingScopes(granted []string) (allOf []string, anyOf bool) {
 	for _, s := range r.AllOf {
 		if !slices.Contains(granted, s) {
-			missing = append(missing, s)
+			allOf = append(allOf, s)
 		}
 	}
-	if len(r.AnyOf) > 0 && !intersects(r.AnyOf, granted) {
-		missing = append(missing, r.AnyOf...)
-	}
-	return missing
+	return allOf, len(r.AnyOf) > 0 && !intersects(r.AnyOf, granted)
 }
 
 // Required returns the scopes to advertise in an RFC 6750 scope="..."

@@ -30,7 +30,11 @@ func TestRequirementScopes(t *testing.T) {
 			if got := tt.req.ScopesMet(tt.granted); got != tt.met {
 				t.Errorf("ScopesMet(%q) = %v, want %v", tt.granted, got, tt.met)
 			}
-			if got := tt.req.MissingScopes(tt.granted); !reflect.DeepEqual(got, tt.missing) {
+			got, anyOf := tt.req.MissingScopes(tt.granted)
+			if anyOf {
+				got = append(got, tt.req.AnyOf...)
+			}
+			if !reflect.DeepEqual(got, tt.missing) {
 				t.Errorf("MissingScopes(%q) = %q, want %q", tt.granted, got, tt.missing)
 			}
 		})

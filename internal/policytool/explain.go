@@ -3,7 +3,6 @@ package policytool
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"github.com/scopegate/scopegate/authz"
@@ -151,12 +150,11 @@ func lacks(req *policy.Requirement, c *authz.Claims) []string {
 	if !req.ClientAllowed(c.ClientID) {
 		out = append(out, fmt.Sprintf("a client in [%s] (the token's is %q)", strings.Join(req.Clients, " "), c.ClientID))
 	}
-	for _, s := range req.AllOf {
-		if !slices.Contains(c.Scopes, s) {
-			out = append(out, fmt.Sprintf("scope %s (all_of: %s)", s, strings.Join(req.AllOf, ", ")))
-		}
+	allOf, anyOf := req.MissingScopes(c.Scopes)
+	for _, s := range allOf {
+		out = append(out, fmt.Sprintf("scope %s (all_of: %s)", s, strings.Join(req.AllOf, ", ")))
 	}
-	if len(req.AnyOf) > 0 && !slices.ContainsFunc(req.AnyOf, func(s string) bool { return slices.Contains(c.Scopes, s) }) {
+	if anyOf {
 		out = append(out, fmt.Sprintf("scope %s (any_of: %s)", strings.Join(req.AnyOf, " or "), strings.Join(req.AnyOf, ", ")))
 	}
 	return out
