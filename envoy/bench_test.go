@@ -2,7 +2,13 @@ package envoy_test
 
 import (
 	"context"
+	"net"
 	"testing"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/envoy"
@@ -33,6 +39,54 @@ func BenchmarkServerCheck(b *testing.B) {
 			for b.Loop() {
 				if _, err := s.Check(context.Background(), req); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkGRPCCheck measures a check through real gRPC on loopback, with
+// the server settings of `scopegate serve` (envoy.ServerOptions): the
+// client's encoding and the server's decoding of the request, the
+// decision, and the encoding of the response as it goes on the wire.
+func BenchmarkGRPCCheck(b *testing.B) {
+	idp := testutil.NewIdP(b)
+	pol, err := policy.Parse("policy.yaml", []byte(testPolicy))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := grpc.NewServer(envoy.ServerOptions()...)
+	(&envoy.Server{Authorizer: authz.New(pol, jwtVerifierFor(b, idp), authz.Options{})}).Register(g)
+	go g.Serve(lis)
+	b.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	client := authv3.NewAuthorizationClient(conn)
+	for _, bc := range []struct {
+		name  string
+		token string
+		code  codes.Code
+	}{
+		{"allow", idp.Token(b, testutil.Scopes("orders:read")), codes.OK},
+		{"deny", idp.Token(b, testutil.Scopes("orders:write")), codes.PermissionDenied},
+	} {
+		req := envoy.CheckRequest("GET", "api.example.com", "/orders/42", bearer(bc.token))
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := client.Check(context.Background(), req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if got := codes.Code(resp.GetStatus().GetCode()); got != bc.code {
+					b.Fatalf("code %v, want %v", got, bc.code)
 				}
 			}
 		})
