@@ -1,21 +1,26 @@
 package authz
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
@@ -185,11 +190,13 @@ type JWTOptions struct {
 type JWTVerifier struct {
 	issuers map[string]*jwtIssuer // by iss
 	parser  *jwt.Parser
-	cache   *MemoryCache     // of verified tokens; nil when off
-	maxAge  time.Duration    // of a cache entry: the refresh interval
-	extra   []string         // JWTOptions.ExtraClaims
-	now     func() time.Time // the clock of claim checks; tests set it
-	cancel  context.CancelFunc
+	cache   *MemoryCache  // of verified tokens; nil when off
+	maxAge  time.Duration // of a cache entry: the refresh interval
+	extra   []string      // JWTOptions.ExtraClaims
+	// claimNames are the claims decoded: claimNames and extra.
+	claimNames []string
+	now        func() time.Time // the clock of claim checks; tests set it
+	cancel     context.CancelFunc
 }
 
 // jwtIssuer is an Issuer ready to verify tokens.
@@ -236,11 +243,12 @@ func NewJWTVerifier(ctx context.Context, issuers []Issuer, opts JWTOptions) (*JW
 		issuers: make(map[string]*jwtIssuer, len(issuers)),
 		// Strict decoding refuses the other spellings of a token's bytes,
 		// so that one token has one cache key.
-		parser: jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding()),
-		maxAge: interval,
-		extra:  slices.Clone(opts.ExtraClaims),
-		now:    time.Now,
-		cancel: cancel,
+		parser:     jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding()),
+		maxAge:     interval,
+		extra:      slices.Clone(opts.ExtraClaims),
+		claimNames: slices.Concat(claimNames, opts.ExtraClaims),
+		now:        time.Now,
+		cancel:     cancel,
 	}
 	if opts.CacheSize >= 0 {
 		v.cache = NewMemoryCache(opts.CacheSize)
@@ -367,12 +375,22 @@ func (v *JWTVerifier) Verify(ctx context.Context, token string) (*Claims, error)
 // may be cached: until the token expires, and no longer than maxAge, so
 // that a withdrawn key stops verifying.
 func (v *JWTVerifier) verify(ctx context.Context, token string) (c *Claims, until time.Time, err error) {
-	claims := jwt.MapClaims{}
+	if te := v.unknownKey(token); te != nil {
+		return nil, time.Time{}, te
+	}
+	return v.parse(ctx, token)
+}
+
+// parse is verify without the early refusal of unknown keys.
+func (v *JWTVerifier) parse(ctx context.Context, token string) (c *Claims, until time.Time, err error) {
+	// Most tokens have at most 8 of the claims decoded: one group of a map.
+	tc := &tokenClaims{MapClaims: make(jwt.MapClaims, 8), names: v.claimNames}
+	claims := tc.MapClaims
 	var is *jwtIssuer
 	// The key function runs once the token is decoded and before its
 	// signature is checked: the issuer is chosen by iss, and its settings
 	// decide which key, if any, may verify the signature.
-	_, err = v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+	_, err = v.parser.ParseWithClaims(token, tc, func(t *jwt.Token) (any, error) {
 		iss, _ := claims["iss"].(string)
 		if is = v.issuers[iss]; is == nil {
 			return nil, &TokenError{Reason: ReasonUnknownIssuer, Description: "the token's issuer is not trusted"}
@@ -391,6 +409,246 @@ func (v *JWTVerifier) verify(ctx context.Context, token string) (c *Claims, unti
 		until = limit
 	}
 	return c, until, nil
+}
+
+// unknownKey returns the refusal of token for naming a key its issuer does
+// not have, when the issuer's keys may not be fetched again yet: the
+// refusal that the full parse would come to, without decoding the claims,
+// which would let a flood of made-up kids cost more than valid tokens. It
+// returns nil, for the full parse to decide, unless every check that parse
+// makes before it reads the key would pass: so it changes no token's
+// refusal, and accepts none.
+func (v *JWTVerifier) unknownKey(token string) *TokenError {
+	header, rest, ok := strings.Cut(token, ".")
+	if !ok {
+		return nil
+	}
+	payload, sig, ok := strings.Cut(rest, ".")
+	if !ok || strings.IndexByte(sig, '.') >= 0 {
+		return nil
+	}
+	// The decoding of jwt.WithStrictDecoding. The buffer holds the
+	// segments of most tokens without allocating.
+	enc := base64.RawURLEncoding.Strict()
+	var buf [1024]byte
+	b, err := enc.AppendDecode(buf[:0], []byte(payload))
+	if err != nil {
+		return nil
+	}
+	// Cheap checks first: most tokens come while no issuer is cooling down.
+	iss, ok := issuer(b)
+	if !ok {
+		return nil
+	}
+	is := v.issuers[iss]
+	if is == nil || !is.keys.filled.Load() || !is.keys.cooling() {
+		return nil
+	}
+	// The full parse decodes the claims into a map, which fails on
+	// invalid JSON and on numbers beyond a float64.
+	if !json.Valid(b) || unsafeNumber(b) {
+		return nil
+	}
+	if _, err := enc.AppendDecode(buf[:0], []byte(sig)); err != nil {
+		return nil
+	}
+	b, err = enc.AppendDecode(buf[:0], []byte(header))
+	if err != nil || !json.Valid(b) || unsafeNumber(b) {
+		return nil
+	}
+	h, ok := joseHeader(b)
+	// The checks of jwtIssuer.key before the key is read, every one
+	// passed: GetSigningMethod knows every algorithm of is.algs.
+	if !ok || h.crit || !h.hasKID || !slices.Contains(is.algs, h.alg) ||
+		is.typ != "" && mediaType(h.typ) != is.typ {
+		return nil
+	}
+	_, err = is.keys.MemoryJWKSet.KeyRead(context.Background(), h.kid)
+	if !errors.Is(err, jwkset.ErrKeyNotFound) {
+		return nil
+	}
+	// The error keyfunc wraps the storage's in, so that the refusal is the
+	// full parse's to the last detail.
+	err = fmt.Errorf("%w: could not read JWK from storage", errors.Join(err, keyfunc.ErrKeyfunc))
+	return &TokenError{Reason: ReasonUnknownKey, Description: "the token's key is not one of the issuer's keys", Err: err}
+}
+
+// header is what unknownKey reads of a JOSE header.
+type header struct {
+	alg, kid, typ string // "" when absent or not strings
+	hasKID        bool   // kid is present and a string
+	crit          bool   // crit is present
+}
+
+// joseHeader returns the members of the valid JSON value b that unknownKey
+// reads, and whether b is an object.
+func joseHeader(b []byte) (h header, ok bool) {
+	r, ok := objectMembers(b)
+	for name, value, more := r.next(); more; name, value, more = r.next() {
+		switch {
+		case nameIs(name, "alg"):
+			h.alg, _ = jsonString(value)
+		case nameIs(name, "kid"):
+			h.kid, h.hasKID = jsonString(value)
+		case nameIs(name, "typ"):
+			h.typ, _ = jsonString(value)
+		case nameIs(name, "crit"):
+			h.crit = true
+		}
+	}
+	return h, ok
+}
+
+// memberReader reads the members of a valid JSON object in order. Taking
+// the last of duplicates, and matching names with nameIs, reads them as
+// decoding into a map does. (A reader rather than a callback, so that the
+// bytes read can stay on the caller's stack.)
+type memberReader struct {
+	b []byte
+	i int // where the next member starts
+}
+
+// objectMembers returns a reader of the members of the valid JSON value
+// b, and whether b is an object.
+func objectMembers(b []byte) (memberReader, bool) {
+	i := skipSpace(b, 0)
+	if i == len(b) || b[i] != '{' {
+		return memberReader{}, false
+	}
+	return memberReader{b: b, i: skipSpace(b, i+1)}, true
+}
+
+// next returns the name, still a JSON string, and the value of the next
+// member, or more false when there is none.
+func (r *memberReader) next() (name, value []byte, more bool) {
+	b, i := r.b, r.i
+	// b is valid JSON: every member is "name": value, followed by , or }.
+	if i >= len(b) || b[i] != '"' {
+		return nil, nil, false
+	}
+	nameEnd := stringEnd(b, i)
+	if nameEnd < 0 {
+		return nil, nil, false
+	}
+	name = b[i:nameEnd]
+	i = skipSpace(b, skipSpace(b, nameEnd)+1)
+	valueEnd := jsonValueEnd(b, i)
+	if valueEnd < 0 {
+		return nil, nil, false
+	}
+	value = b[i:valueEnd]
+	if i = skipSpace(b, valueEnd); i < len(b) && b[i] == ',' {
+		i = skipSpace(b, i+1)
+	}
+	r.i = i
+	return name, value, true
+}
+
+// claimNames are the claims that verify reads, but for ExtraClaims.
+var claimNames = []string{"iss", "exp", "nbf", "iat", "aud", "sub", "client_id", "azp", "scope", "scp"}
+
+// tokenClaims are the claims of a token that verify reads. They decode as
+// jwt.Parser decodes a jwt.MapClaims, and fail to decode when it fails,
+// but keep only the members named in names, decoding no other: the other
+// members, often the larger part, cost only their validation.
+type tokenClaims struct {
+	jwt.MapClaims
+	names []string
+}
+
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	// json.Unmarshal validates b before it calls UnmarshalJSON, and calls
+	// it with no null. Decoding into a map fails on valid JSON only for a
+	// number beyond the range of a float64, wherever it is.
+	if unsafeNumber(b) {
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+	}
+	r, ok := objectMembers(b)
+	if !ok {
+		return errors.New("the claims are not a JSON object")
+	}
+	for name, value, more := r.next(); more; name, value, more = r.next() {
+		// Decoding replaces the bytes of a name that are not UTF-8, and an
+		// ExtraClaims name may hold the replacement character.
+		plain := utf8.Valid(name)
+		var decoded string
+		if !plain {
+			decoded, _ = jsonString(name)
+		}
+		for _, n := range c.names {
+			if plain && nameIs(name, n) || !plain && decoded == n {
+				v, err := jsonValue(value)
+				if err != nil {
+					return err
+				}
+				c.MapClaims[n] = v
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// jsonValue returns the valid JSON value v as decoding into an any does.
+func jsonValue(v []byte) (any, error) {
+	switch v[0] {
+	case '"':
+		s, _ := jsonString(v)
+		return s, nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case 'n':
+		return nil, nil
+	case '[':
+		// Arrays, of strings mostly, are aud and scp: decoding them here
+		// spares json.Unmarshal's state.
+		a := []any{}
+		i := skipSpace(v, 1)
+		for v[i] != ']' {
+			end := jsonValueEnd(v, i)
+			x, err := jsonValue(v[i:end])
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, x)
+			if i = skipSpace(v, end); v[i] == ',' {
+				i = skipSpace(v, i+1)
+			}
+		}
+		return a, nil
+	case '{':
+		var x any
+		err := json.Unmarshal(v, &x)
+		return x, err
+	}
+	return strconv.ParseFloat(string(v), 64)
+}
+
+// unsafeNumber reports whether the valid JSON b may hold a number that
+// decoding into a float64 refuses as out of range: one with an exponent,
+// or of more than 300 characters, as no other can overflow.
+func unsafeNumber(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			i = stringEnd(b, i) - 1
+		case c == '-' || '0' <= c && c <= '9':
+			j := i
+			for j < len(b) && (b[j] == '-' || b[j] == '+' || b[j] == '.' || '0' <= b[j] && b[j] <= '9' || b[j] == 'e' || b[j] == 'E') {
+				j++
+			}
+			if j-i > 300 || bytes.ContainsAny(b[i:j], "eE") {
+				return true
+			}
+			i = j - 1
+		}
+	}
+	return false
 }
 
 // parseRefusal returns the refusal of a token that jwt.Parser refused.
@@ -693,6 +951,15 @@ func (ks *keySet) refetch(ctx context.Context) {
 	case <-done:
 	case <-ctx.Done():
 	}
+}
+
+// cooling reports whether refetch would return at once, fetching nothing:
+// no fetch is under way and the last one for an unknown kid started less
+// than a cooldown ago.
+func (ks *keySet) cooling() bool {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.flight == nil && time.Since(ks.last) < ks.cooldown
 }
 
 // fetchNow fetches the JWKS, or joins the fetch under way, whatever the

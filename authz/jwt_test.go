@@ -8,18 +8,22 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/MicahParks/jwkset"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/scopegate/scopegate/internal/devidp"
 	"github.com/scopegate/scopegate/internal/testutil"
 )
@@ -522,6 +526,169 @@ func TestJWTUnknownKIDFloodFetchesOnce(t *testing.T) {
 	}
 }
 
+// rawToken returns the compact JWS of the JSON header and payload given,
+// with sig as its signature segment.
+func rawToken(header, payload, sig string) string {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload)) + "." + sig
+}
+
+// coolingVerifier returns a verifier of idp's tokens whose refetch for an
+// unknown kid has just been spent, so that unknown kids are refused early.
+func coolingVerifier(t testing.TB, idp *testutil.IdP) *JWTVerifier {
+	t.Helper()
+	v := newTestJWTVerifier(t, JWTOptions{Logger: slog.New(slog.DiscardHandler), RefetchCooldown: time.Hour}, jwtIssuerFor(idp))
+	if _, err := v.Verify(context.Background(), idp.Token(t, testutil.RandomKID())); err == nil {
+		t.Fatal("Verify accepted a token with an unknown kid")
+	}
+	return v
+}
+
+// earlyRefusalTokens are tokens of idp's issuer that name unknown keys or
+// come close, each with whether unknownKey may refuse it early.
+func earlyRefusalTokens(t testing.TB, idp *testutil.IdP) map[string]bool {
+	kid := idp.KeyID(devidp.RS256)
+	exp := time.Now().Add(time.Hour).Unix()
+	payload := fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d}`, idp.Issuer(), testutil.DefaultAudience, exp)
+	sig := base64.RawURLEncoding.EncodeToString([]byte("signature"))
+	return map[string]bool{
+		idp.Token(t, testutil.RandomKID()):                                                    true,
+		idp.Token(t, testutil.RandomKID(), testutil.Alg(devidp.EdDSA)):                        true,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, payload, sig):                                true,
+		rawToken(` { "alg" : "RS256" , "\u006bid" : "nope" } `, payload, sig):                 true,
+		rawToken(`{"alg":"RS256","kid":"`+kid+`","kid":"nope"}`, payload, sig):                true,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, `{"iss":"x","iss":"`+idp.Issuer()+`"}`, sig): true,
+		rawToken(`{"alg":"RS256","kid":"nope","x":[1.5,-2,{"e":true}]}`, payload, sig):        true,
+		// Each of these fails a check made before the key is read, or
+		// names a known key: the full parse decides.
+		idp.Token(t): false,
+		rawToken(`{"alg":"RS256","kid":"nope","kid":"`+kid+`"}`, payload, sig):              false,
+		rawToken(`{"alg":"RS256","Kid":"nope"}`, payload, sig):                              false,
+		rawToken(`{"ALG":"RS256","kid":"nope"}`, payload, sig):                              false,
+		rawToken(`{"alg":"HS256","kid":"nope"}`, payload, sig):                              false,
+		rawToken(`{"alg":"RS384","kid":"nope"}`, payload, sig):                              false,
+		rawToken(`{"alg":["RS256"],"kid":"nope"}`, payload, sig):                            false,
+		rawToken(`{"alg":"RS256","kid":null}`, payload, sig):                                false,
+		rawToken(`{"alg":"RS256","kid":7}`, payload, sig):                                   false,
+		rawToken(`{"alg":"RS256","kid":"nope","crit":null}`, payload, sig):                  false,
+		rawToken(`{"alg":"RS256","kid":"nope","x":1e999}`, payload, sig):                    false,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, `{"x":1e999,`+payload[1:], sig):            false,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, `{"iss":"`+idp.Issuer()+`",}`, sig):        false,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, `null`, sig):                               false,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, `{"iss":"https://other.example"}`, sig):    false,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, `{"iss":"`+idp.Issuer()+`","iss":1}`, sig): false,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, payload, "AB"):                             false,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, payload, sig+"."):                          false,
+		rawToken(`["alg","RS256","kid","nope"]`, payload, sig):                              false,
+		rawToken(`{"alg":"RS256","kid":"nope"`, payload, sig):                               false,
+		rawToken(`{"alg":"RS256","kid":"nope"}`, payload, sig) + "=":                        false,
+	}
+}
+
+// sameClaimsDecoding fails t unless b, as a token's claims, decodes into
+// tokenClaims as into the jwt.MapClaims it replaces: both or neither
+// failing, and with the same claims of names.
+func sameClaimsDecoding(t testing.TB, b []byte, names []string) {
+	t.Helper()
+	var m jwt.MapClaims
+	mErr := json.Unmarshal(b, &m)
+	tc := &tokenClaims{MapClaims: jwt.MapClaims{}, names: names}
+	// As jwt.Parser decodes claims that are not a MapClaims.
+	var claims jwt.Claims = tc
+	tErr := json.Unmarshal(b, &claims)
+	if (mErr == nil) != (tErr == nil) {
+		t.Fatalf("claims %q: MapClaims decoding error %v, tokenClaims %v", b, mErr, tErr)
+	}
+	if mErr != nil {
+		return
+	}
+	for _, n := range names {
+		mv, mok := m[n]
+		tv, tok := tc.MapClaims[n]
+		if mok != tok || !reflect.DeepEqual(mv, tv) {
+			t.Fatalf("claims %q: %s is %#v (%v) in MapClaims, %#v (%v) in tokenClaims", b, n, mv, mok, tv, tok)
+		}
+	}
+}
+
+func TestTokenClaimsDecodeAsMapClaims(t *testing.T) {
+	names := slices.Concat(claimNames, []string{"tenant", "\uFFFD"})
+	for _, b := range []string{
+		`{}`, ` { } `, `null`, `[]`, `"x"`, `1`, `true`,
+		`{"iss":"a","exp":1.5e9,"nbf":-0,"iat":1700000000,"aud":["a","b"],"sub":"s","client_id":null,"azp":7}`,
+		`{"aud":"a","scope":"a b","scp":["c",1,{"d":[true,false,null]}]}`,
+		`{"aud":[],"scp":[ ],"scope":[ [ ] , [ "a" , 1e3 ] , null ]}`, `{"aud":[1e999]}`,
+		`{"iss":"a","iss":"b","ISS":"c","\u0069ss":"d","exp":"1","Exp":2}`,
+		`{"scope":null,"tenant":"t\u00e9\n","pad":{"x":[1,2,3e5]}}`,
+		`{"tenant":"\ud800"}`, "{\"tenant\":\"\xff\",\"sub\":\"a\xfeb\",\"\xff\":\"x\"}",
+		`{"exp":1e308}`, `{"exp":1e309}`, `{"x":[{"y":-1e999}]}`, `{"x":1e-400}`,
+		`{"exp":` + strings.Repeat("9", 400) + `}`, `{"x":"1e999"}`,
+	} {
+		sameClaimsDecoding(t, []byte(b), names)
+	}
+}
+
+// The early refusal of unknown kids refuses only tokens that the full
+// parse refuses for the same reason.
+func TestJWTUnknownKIDRefusedEarly(t *testing.T) {
+	idp := testutil.NewIdP(t)
+	v := coolingVerifier(t, idp)
+	fetches := idp.JWKSFetches()
+	for tok, early := range earlyRefusalTokens(t, idp) {
+		te := v.unknownKey(tok)
+		if (te != nil) != early {
+			t.Errorf("unknownKey(%s) = %v, want early refusal %v", tok, te, early)
+		}
+		_, _, perr := v.parse(t.Context(), tok)
+		c, err := v.Verify(t.Context(), tok)
+		var full, got *TokenError
+		errors.As(perr, &full)
+		errors.As(err, &got)
+		if (perr == nil) != (err == nil) || full != nil && (got == nil || got.Reason != full.Reason) {
+			t.Errorf("token %s: Verify = %+v, %v; the full parse %v", tok, c, err, perr)
+		}
+		if te != nil {
+			wantRefusal(t, tok, nil, te, ReasonUnknownKey)
+			if !reflect.DeepEqual(full, te) || !errors.Is(te, jwkset.ErrKeyNotFound) {
+				t.Errorf("token %s: early refusal %v, the full parse %v", tok, te, perr)
+			}
+		}
+	}
+	if n := idp.JWKSFetches(); n != fetches {
+		t.Errorf("%d JWKS fetches during the cooldown, want none", n-fetches)
+	}
+	// Past the cooldown, an unknown kid fetches the keys again.
+	v.issuers[idp.Issuer()].keys.mu.Lock()
+	v.issuers[idp.Issuer()].keys.last = time.Time{}
+	v.issuers[idp.Issuer()].keys.mu.Unlock()
+	tok := idp.Token(t, testutil.RandomKID())
+	if te := v.unknownKey(tok); te != nil {
+		t.Errorf("unknownKey past the cooldown = %v, want nil", te)
+	}
+	c, err := v.Verify(t.Context(), tok)
+	wantRefusal(t, tok, c, err, ReasonUnknownKey)
+	if n := idp.JWKSFetches(); n != fetches+1 {
+		t.Errorf("%d JWKS fetches past the cooldown, want 1", n-fetches)
+	}
+}
+
+// An issuer requiring a type refuses tokens of another type for that,
+// not early for their unknown kid.
+func TestJWTUnknownKIDRefusedEarlyKeepsTypeCheck(t *testing.T) {
+	idp := testutil.NewIdP(t)
+	iss := jwtIssuerFor(idp)
+	iss.Type = "at+jwt"
+	v := newTestJWTVerifier(t, JWTOptions{Logger: slog.New(slog.DiscardHandler), RefetchCooldown: time.Hour}, iss)
+	prime := idp.Token(t, testutil.RandomKID(), testutil.Header("typ", "at+jwt"))
+	c, err := v.Verify(t.Context(), prime)
+	wantRefusal(t, prime, c, err, ReasonUnknownKey)
+	for typ, reason := range map[string]Reason{"JWT": ReasonTokenType, "application/AT+JWT": ReasonUnknownKey} {
+		tok := idp.Token(t, testutil.RandomKID(), testutil.Header("typ", typ))
+		c, err := v.Verify(t.Context(), tok)
+		wantRefusal(t, tok, c, err, reason)
+	}
+}
+
 func TestJWTKeysOutliveAnIssuerOutage(t *testing.T) {
 	for _, outage := range []string{"refused", "failing"} {
 		t.Run(outage, func(t *testing.T) {
@@ -825,7 +992,28 @@ func FuzzVerify(f *testing.F) {
 	f.Add("." + valid)
 	f.Add(idp.UnsignedToken(f))
 	f.Add("e30.e30.e30")
+	for tok := range earlyRefusalTokens(f, idp) {
+		// One of them is valid, signed by the IdP.
+		if _, err := v.Verify(context.Background(), tok); err == nil {
+			signed = append(signed, tok)
+		}
+		f.Add(tok)
+	}
+	cooling := coolingVerifier(f, idp)
 	f.Fuzz(func(t *testing.T, token string) {
+		if parts := strings.Split(token, "."); len(parts) == 3 {
+			if b, err := base64.RawURLEncoding.Strict().DecodeString(parts[1]); err == nil {
+				sameClaimsDecoding(t, b, claimNames)
+			}
+		}
+		// An early refusal is the full parse's.
+		if te := cooling.unknownKey(token); te != nil {
+			_, _, err := cooling.parse(context.Background(), token)
+			var full *TokenError
+			if !errors.As(err, &full) || full.Reason != ReasonUnknownKey {
+				t.Fatalf("unknownKey refused early with %v, the full parse with %v", te, err)
+			}
+		}
 		c, err := v.Verify(context.Background(), token)
 		if err == nil {
 			if !slices.Contains(signed, token) {
@@ -865,4 +1053,23 @@ func BenchmarkVerify(b *testing.B) {
 	for _, alg := range []string{devidp.RS256, devidp.ES256, devidp.EdDSA} {
 		b.Run("uncached_"+alg, func(b *testing.B) { run(b, uncached, idp.Token(b, scopes, testutil.Alg(alg))) })
 	}
+	// A flood token: it names a key the issuer does not have, within the
+	// refetch cooldown, so it is refused without a fetch.
+	b.Run("unknown_kid", func(b *testing.B) {
+		v := newTestJWTVerifier(b, JWTOptions{Logger: slog.New(slog.DiscardHandler), RefetchCooldown: time.Hour}, iss)
+		tok := idp.Token(b, scopes, testutil.RandomKID())
+		// The first unknown kid refetches the keys; the rest are refused
+		// within the cooldown.
+		if _, err := v.Verify(ctx, tok); err == nil {
+			b.Fatal("Verify accepted a token with an unknown kid")
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := v.Verify(ctx, tok)
+			var te *TokenError
+			if !errors.As(err, &te) || te.Reason != ReasonUnknownKey {
+				b.Fatalf("Verify = %+v, %v; want a refusal with reason %s", c, err, ReasonUnknownKey)
+			}
+		}
+	})
 }
