@@ -38,9 +38,9 @@ type Explanation struct {
 	// only one, or what happens without a route.
 	Why string `json:"why"`
 	// Lacks lists what the token lacks for the deciding route.
-	Lacks    []string         `json:"lacks"`
-	DryRun   bool             `json:"dry_run"` // the deciding route, or the policy for no route, is in dry run
-	Decision ExplainedOutcome `json:"decision"`
+	Lacks    []string `json:"lacks"`
+	DryRun   bool     `json:"dry_run"` // the deciding route, or the policy for no route, is in dry run
+	Decision Outcome  `json:"decision"`
 }
 
 // ExplainedRoute is a route that matches the request.
@@ -49,15 +49,6 @@ type ExplainedRoute struct {
 	Line   int    `json:"line"`
 	Match  string `json:"match"`
 	Effect string `json:"effect"`
-}
-
-// ExplainedOutcome is the decision, as the server would make it.
-type ExplainedOutcome struct {
-	Decision    policy.Outcome `json:"decision"`
-	Status      int            `json:"status"`
-	Reason      authz.Reason   `json:"reason"`
-	Description string         `json:"description,omitempty"`
-	Route       string         `json:"route,omitempty"`
 }
 
 // Explain shows how the policy in policyFile decides q: the normalized
@@ -93,14 +84,13 @@ func explain(p *policy.Policy, q Query) *Explanation {
 	}
 	d := authz.New(p, nil, authz.Options{}).Decide(&authz.Request{Method: q.Method, Host: q.Host, Path: q.Path}, c)
 	e := &Explanation{
-		Policy:  p.File,
-		Version: p.Version,
-		Request: describeQuery(q),
-		Path:    d.Path,
-		Routes:  []ExplainedRoute{},
-		Lacks:   []string{},
-		Decision: ExplainedOutcome{Decision: outcome(&d), Status: d.Status, Reason: d.Reason,
-			Description: d.Description, Route: d.Route},
+		Policy:   p.File,
+		Version:  p.Version,
+		Request:  describeQuery(q),
+		Path:     d.Path,
+		Routes:   []ExplainedRoute{},
+		Lacks:    []string{},
+		Decision: newOutcome(p, &d),
 	}
 	if d.Reason == authz.ReasonBadPath {
 		e.Why = "the path is refused before any route is looked at"

@@ -121,6 +121,15 @@ func writeJSON(w io.Writer, v any) {
 	enc.Encode(v) // only maps, slices, strings and numbers: cannot fail but on w
 }
 
+// newOutcome returns d, a decision on p, as an Outcome.
+func newOutcome(p *policy.Policy, d *authz.Decision) Outcome {
+	o := Outcome{Decision: outcome(d), Status: d.Status, Reason: d.Reason, Route: d.Route, Description: d.Description}
+	if r := routeNamed(p, d.Route); r != nil {
+		o.RouteLine = r.Line
+	}
+	return o
+}
+
 // outcome returns what d tells Envoy, in the words of a test case.
 func outcome(d *authz.Decision) policy.Outcome {
 	switch {

@@ -129,7 +129,7 @@ func TestTestJSONAndJUnit(t *testing.T) {
 	failed := r.Tests[1]
 	want := TestResult{Name: "reader cancels", File: "testdata/wrong_test.yaml", Line: 2, Passed: false,
 		Expect: Expected{Decision: policy.OutcomeAllow},
-		Got:    Got{Decision: policy.OutcomeDeny, Status: 403, Reason: "insufficient_scope", Route: "orders-cancel", RouteLine: 6, Description: "the token lacks one of orders:write, orders:admin"}}
+		Got:    Outcome{Decision: policy.OutcomeDeny, Status: 403, Reason: "insufficient_scope", Route: "orders-cancel", RouteLine: 6, Description: "the token lacks one of orders:write, orders:admin"}}
 	failed.Request = ""
 	if failed != want {
 		t.Errorf("failed test\n got %+v\nwant %+v", failed, want)

@@ -25,7 +25,7 @@ type TestResult struct {
 	Request string   `json:"request"`
 	Passed  bool     `json:"passed"`
 	Expect  Expected `json:"expected"`
-	Got     Got      `json:"got"`
+	Got     Outcome  `json:"got"`
 }
 
 // Expected is a test case's expectation; empty fields are not checked.
@@ -36,8 +36,9 @@ type Expected struct {
 	Route    string         `json:"route,omitempty"`
 }
 
-// Got is the decision a test case got.
-type Got struct {
+// Outcome is a decision as the server would make it, in the words of a
+// test case: what a test case got, and what explain shows.
+type Outcome struct {
 	Decision    policy.Outcome `json:"decision"`
 	Status      int            `json:"status"`
 	Reason      authz.Reason   `json:"reason"`
@@ -141,10 +142,7 @@ func run(a *authz.Authorizer, p *policy.Policy, t *policy.Test) TestResult {
 		Line:    t.Line,
 		Request: describeRequest(t),
 		Expect:  Expected{Decision: e.Decision, Status: e.Status, Reason: e.Reason, Route: e.Route},
-		Got:     Got{Decision: outcome(&d), Status: d.Status, Reason: d.Reason, Route: d.Route, Description: d.Description},
-	}
-	if r := routeNamed(p, d.Route); r != nil {
-		res.Got.RouteLine = r.Line
+		Got:     newOutcome(p, &d),
 	}
 	res.Passed = res.Got.Decision == e.Decision &&
 		(e.Status == 0 || e.Status == d.Status) &&
@@ -221,7 +219,7 @@ func (e Expected) String() string {
 	return s
 }
 
-func (g Got) String() string {
+func (g Outcome) String() string {
 	s := fmt.Sprintf("%s %d %s", g.Decision, g.Status, g.Reason)
 	if g.Route == "" {
 		return s + ", no route"
