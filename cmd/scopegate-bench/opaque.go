@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/json"
@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The opaque tokens of the harness start with opaquePrefix: its
@@ -127,23 +129,9 @@ func startRedis(logFile string) (*redisServer, error) {
 
 // ping sends PING and expects PONG.
 func (r *redisServer) ping() error {
-	c, err := net.DialTimeout("tcp", r.addr, time.Second)
-	if err != nil {
-		return err
-	}
+	c := redis.NewClient(&redis.Options{Addr: r.addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
+	return c.Ping(context.Background()).Err()
 }
 
 // writeSecret writes the client secret of in to a file of dir, for
