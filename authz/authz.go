@@ -16,9 +16,12 @@ type Request struct {
 	Method string
 	Host   string // as sent, possibly with a port
 	Path   string // as sent, possibly with a query string
-	// Header holds request headers by lower-case name, as Envoy sends them.
-	Header map[string]string
-	Peer   string // the source address of the request, for the audit trail
+	// Authorization is the request's authorization header, repeated ones
+	// joined with "," as Envoy joins them, so that two cannot pass for one.
+	Authorization string
+	// RequestID is the request's x-request-id header, for the audit trail.
+	RequestID string
+	Peer      string // the source address of the request, for the audit trail
 }
 
 // Claims is what a verified token says about its bearer, whatever the kind

@@ -2,7 +2,7 @@ package authz
 
 import (
 	"context"
-	"encoding/json"
+	"iter"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -125,7 +125,7 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 	p := a.policy.Load()
 	d, route, decided := match(p, r)
 	if !decided {
-		token, reason, desc := bearer(r.Header["authorization"], a.maxToken)
+		token, reason, desc := bearer(r.Authorization, a.maxToken)
 		if reason != "" {
 			d = d.badBearer(reason, desc)
 		} else {
@@ -367,38 +367,35 @@ var b64tokenChar = func() (t [256]bool) {
 	return t
 }()
 
-// Header is one HTTP header to set.
-type Header struct{ Name, Value string }
-
-// Upstream returns the identity headers to set on an allowed request and
-// the headers to remove from it. Every identity header the caller sent is
-// either overwritten or removed, so none can be spoofed.
-func (a *Authorizer) Upstream(d *Decision) (set []Header, remove []string) {
-	h := &a.headers
-	c := d.Claims
-	if c == nil {
-		remove = append(remove, a.owned...)
-	} else {
-		set = appendOrRemove(set, &remove, h.ClientID, c.ClientID)
-		set = appendOrRemove(set, &remove, h.Subject, c.Subject)
-		set = appendOrRemove(set, &remove, h.Scopes, strings.Join(c.Scopes, " "))
-		set = appendOrRemove(set, &remove, h.Issuer, c.Issuer)
-		for claim, name := range h.Claims {
-			set = appendOrRemove(set, &remove, strings.ToLower(name), c.Extra[claim])
+// Upstream yields the identity headers of an allowed request, each name
+// with the value to set or with "" when the header is to be removed.
+// Every identity header the caller may have sent is either overwritten
+// or removed, so none can be spoofed.
+func (a *Authorizer) Upstream(d *Decision) iter.Seq2[string, string] {
+	return func(yield func(name, value string) bool) {
+		h := &a.headers
+		c := d.Claims
+		if c == nil {
+			for _, name := range a.owned {
+				if !yield(name, "") {
+					return
+				}
+			}
+		} else {
+			if !yield(h.ClientID, c.ClientID) || !yield(h.Subject, c.Subject) ||
+				!yield(h.Scopes, strings.Join(c.Scopes, " ")) || !yield(h.Issuer, c.Issuer) {
+				return
+			}
+			for claim, name := range h.Claims {
+				if !yield(strings.ToLower(name), c.Extra[claim]) {
+					return
+				}
+			}
+		}
+		if h.RemoveAuthorization {
+			yield("authorization", "")
 		}
 	}
-	if h.RemoveAuthorization {
-		remove = append(remove, "authorization")
-	}
-	return set, remove
-}
-
-func appendOrRemove(set []Header, remove *[]string, name, value string) []Header {
-	if value == "" {
-		*remove = append(*remove, name)
-		return set
-	}
-	return append(set, Header{name, value})
 }
 
 // Challenge returns the WWW-Authenticate value of a deny, or "" when the
@@ -448,8 +445,8 @@ func quote(s string) string {
 	return string(b)
 }
 
-// Body returns the small JSON body of a deny.
-func (d *Decision) Body() []byte {
+// AppendBody appends the small JSON body of a deny to b.
+func (d *Decision) AppendBody(b []byte) []byte {
 	code := d.Error
 	if code == "" {
 		switch d.Status {
@@ -463,13 +460,27 @@ func (d *Decision) Body() []byte {
 			code = "access_denied"
 		}
 	}
-	body := struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-		Reason      Reason `json:"reason"`
-		Route       string `json:"route,omitempty"`
-		Scope       string `json:"scope,omitempty"`
-	}{code, d.Description, d.Reason, d.Route, strings.Join(d.Required, " ")}
-	b, _ := json.Marshal(body) // cannot fail: strings only
-	return b
+	b = append(b, `{"error":`...)
+	b = appendJSONString(b, code)
+	if d.Description != "" {
+		b = append(b, `,"error_description":`...)
+		b = appendJSONString(b, d.Description)
+	}
+	b = append(b, `,"reason":`...)
+	b = appendJSONString(b, string(d.Reason))
+	if d.Route != "" {
+		b = append(b, `,"route":`...)
+		b = appendJSONString(b, d.Route)
+	}
+	if len(d.Required) > 0 {
+		b = append(b, `,"scope":"`...)
+		for i, s := range d.Required {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = appendJSONStringContent(b, s)
+		}
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }

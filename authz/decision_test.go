@@ -40,9 +40,9 @@ func jwtVerifier(t testing.TB, idp *testutil.IdP, opts authz.JWTOptions) *authz.
 }
 
 func request(method, path, token string) *authz.Request {
-	r := &authz.Request{Method: method, Host: "api.example.com", Path: path, Header: map[string]string{}}
+	r := &authz.Request{Method: method, Host: "api.example.com", Path: path}
 	if token != "" {
-		r.Header["authorization"] = "Bearer " + token
+		r.Authorization = "Bearer " + token
 	}
 	return r
 }
@@ -162,7 +162,7 @@ func TestDenyBodyIsSmallJSONWithoutTheToken(t *testing.T) {
 	a := authz.New(p, jwtVerifier(t, idp, authz.JWTOptions{}), authz.Options{})
 	tok := idp.Token(t, testutil.Scopes("b"))
 	d := a.Check(context.Background(), request("GET", "/x", tok))
-	body := string(d.Body())
+	body := string(d.AppendBody(nil))
 	want := `{"error":"insufficient_scope","error_description":"the token lacks scope a","reason":"insufficient_scope","route":"r","scope":"a"}`
 	if body != want {
 		t.Errorf("body %s, want %s", body, want)

@@ -142,18 +142,19 @@ func Request(req *authv3.CheckRequest) (*authz.Request, bool) {
 		return r, false
 	}
 	r.Method, r.Host, r.Path = h.GetMethod(), h.GetHost(), h.GetPath()
-	r.Header = h.GetHeaders()
-	if len(r.Header) == 0 && h.GetHeaderMap() != nil {
-		r.Header = headerMap(h.GetHeaderMap())
+	header := h.GetHeaders()
+	if len(header) == 0 && h.GetHeaderMap() != nil {
+		header = headerMap(h.GetHeaderMap())
 	}
+	r.Authorization, r.RequestID = header["authorization"], header["x-request-id"]
 	if r.Host == "" {
-		r.Host = r.Header[":authority"]
+		r.Host = header[":authority"]
 	}
 	if r.Method == "" {
-		r.Method = r.Header[":method"]
+		r.Method = header[":method"]
 	}
 	if r.Path == "" {
-		r.Path = r.Header[":path"]
+		r.Path = header[":path"]
 	}
 	return r, true
 }
@@ -222,10 +223,13 @@ func (s *Server) newOKs() {
 }
 
 func (s *Server) buildOK(d *authz.Decision) *authv3.CheckResponse {
-	set, remove := s.Authorizer.Upstream(d)
-	ok := &authv3.OkHttpResponse{HeadersToRemove: remove}
-	for _, h := range set {
-		ok.Headers = append(ok.Headers, header(h.Name, h.Value, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
+	ok := &authv3.OkHttpResponse{}
+	for name, value := range s.Authorizer.Upstream(d) {
+		if value == "" {
+			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+		} else {
+			ok.Headers = append(ok.Headers, header(name, value, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
+		}
 	}
 	return &authv3.CheckResponse{
 		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
@@ -251,7 +255,7 @@ func (s *Server) denied(d *authz.Decision) *authv3.CheckResponse {
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
 			Headers: headers,
-			Body:    string(d.Body()),
+			Body:    string(d.AppendBody(nil)),
 		}},
 		DynamicMetadata: metadata(d),
 	}

@@ -71,9 +71,13 @@ func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := check(r.Context(), s.Authorizer, s.Observe, s.Logger, req, bad)
 	h := w.Header()
 	if d.Allow {
-		set, remove := s.Authorizer.Upstream(&d)
-		for _, x := range set {
-			h.Set(x.Name, x.Value)
+		var remove []string
+		for name, value := range s.Authorizer.Upstream(&d) {
+			if value == "" {
+				remove = append(remove, name)
+			} else {
+				h.Set(name, value)
+			}
 		}
 		// nginx and Traefik overwrite or clear the identity headers that
 		// their configuration lists; Envoy needs to be told.
@@ -97,13 +101,13 @@ func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("WWW-Authenticate", c)
 	}
 	w.WriteHeader(status)
-	w.Write(d.Body())
+	w.Write(d.AppendBody(nil))
 }
 
 // original returns the original request that r describes in p's
 // convention, or why it cannot be read.
 func original(p proxy, r *http.Request) (req *authz.Request, bad string) {
-	req = &authz.Request{Header: headers(r.Header), Peer: source(r)}
+	req = &authz.Request{Authorization: joined(r.Header, "Authorization"), RequestID: joined(r.Header, "X-Request-Id"), Peer: source(r)}
 	switch p {
 	case envoyHTTP:
 		req.Method, req.Host = r.Method, r.Host
@@ -137,15 +141,11 @@ func single(h http.Header, name string) (v, bad string) {
 	}
 }
 
-// headers returns h as Envoy sends headers in a CheckRequest: by lower-case
-// name, repeated headers joined with ",", so that two authorization
+// joined returns the values of the header name as Envoy sends a header in
+// a CheckRequest: repeated ones joined with ",", so that two authorization
 // headers cannot pass for one.
-func headers(h http.Header) map[string]string {
-	m := make(map[string]string, len(h))
-	for k, v := range h {
-		m[strings.ToLower(k)] = strings.Join(v, ",")
-	}
-	return m
+func joined(h http.Header, name string) string {
+	return strings.Join(h.Values(name), ",")
 }
 
 // source returns the address of the original request's client: the last

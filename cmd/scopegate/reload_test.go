@@ -82,7 +82,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := &authz.Request{Method: "GET", Host: "api.example.com", Path: "/orders/1", Header: map[string]string{"authorization": "Bearer t"}}
+			r := &authz.Request{Method: "GET", Host: "api.example.com", Path: "/orders/1", Authorization: "Bearer t"}
 			for !stop.Load() {
 				d := a.Check(context.Background(), r)
 				checks.Add(1)
@@ -151,7 +151,7 @@ func TestAdminAfterAFailedReload(t *testing.T) {
 
 	var draining atomic.Bool
 	// A verifier without JWT issuers is ready: only the reload is tested.
-	srv := httptest.NewServer(adminMux(&verifier{}, &draining, ps))
+	srv := httptest.NewServer(adminMux(&verifier{}, &draining, ps, false))
 	defer srv.Close()
 
 	resp, err := http.Get(srv.URL + "/readyz")

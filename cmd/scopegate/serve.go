@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -36,6 +37,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	grpcAddr := fs.String("grpc", "", "override listen.grpc")
 	adminAddr := fs.String("admin", "", "override listen.admin")
 	devIssuerAddr := fs.String("dev-issuer", "127.0.0.1:9003", "with --dev: the built-in issuer's address")
+	withPprof := fs.Bool("pprof", false, "serve Go's profiles at /debug/pprof/ on the admin listener")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -131,7 +133,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}, logger)
 
 	var draining atomic.Bool
-	admin := &http.Server{Handler: o.adminHandler(adminMux(v, &draining, ps)), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: o.adminHandler(adminMux(v, &draining, ps, *withPprof)), ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 3)
 	httpSrv, err := o.startHTTP(cfg.Listen.HTTP, a, logger, errc)
@@ -201,9 +203,17 @@ func watchPolicy(ctx context.Context, dev bool, pol *policy.Policy, onChange fun
 // decide: the policy is loaded, which serve guarantees before listening,
 // and every issuer's keys were fetched once; not while draining; a policy
 // reload that fails changes nothing here) and /policy (the policy in use
-// and how its reloads went).
-func adminMux(v *verifier, draining *atomic.Bool, ps *policyState) http.Handler {
+// and how its reloads went), and with withPprof Go's profiles, which
+// read memory and cost CPU, so they are served only when asked for.
+func adminMux(v *verifier, draining *atomic.Bool, ps *policyState, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	}
 	mux.Handle("GET /policy", ps)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")

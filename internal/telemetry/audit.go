@@ -53,8 +53,8 @@ func (a *Audit) Record(r *authz.Request, d *authz.Decision, took time.Duration) 
 	var method, host, requestID, peer, token string
 	if r != nil {
 		method, host, peer = r.Method, r.Host, r.Peer
-		requestID = r.Header["x-request-id"]
-		token = tokenID(r.Header["authorization"])
+		requestID = r.RequestID
+		token = tokenID(r.Authorization)
 	}
 	a.log.LogAttrs(context.Background(), slog.LevelInfo, "decision",
 		slog.String("decision", Decision(d)),

@@ -34,7 +34,7 @@ const token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiaWxsaW5nLXN2YyJ9.c2lnbmF0dXJl"
 func request() *authz.Request {
 	return &authz.Request{
 		Method: "POST", Host: "api.example.com", Path: "/orders?x=1", Peer: "10.0.0.7:50123",
-		Header: map[string]string{"authorization": "Bearer " + token, "x-request-id": "req-42"},
+		Authorization: "Bearer " + token, RequestID: "req-42",
 	}
 }
 
@@ -134,7 +134,7 @@ func TestAuditClipsWhatTheRequestSupplies(t *testing.T) {
 	var b bytes.Buffer
 	r := request()
 	r.Host = strings.Repeat("h", 5000)
-	r.Header["x-request-id"] = strings.Repeat("r", 5000)
+	r.RequestID = strings.Repeat("r", 5000)
 	telemetry.NewAudit(&b, 1).Record(r, &authz.Decision{Status: 403, Reason: authz.ReasonNoRoute, Path: "/" + strings.Repeat("p", 5000)}, 0)
 	line := lines(t, &b)[0]
 	for _, k := range []string{"host", "request_id", "path"} {
