@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/envoy"
@@ -17,8 +18,8 @@ import (
 )
 
 // BenchmarkServerCheck measures the adapter in process, without the
-// network: CheckRequest → decision (verified-token cache warm) →
-// CheckResponse, as the gRPC handler runs it.
+// network: a CheckRequest's encoding → decision (verified-token cache
+// warm) → a CheckResponse's encoding, as the gRPC handler runs it.
 func BenchmarkServerCheck(b *testing.B) {
 	idp := testutil.NewIdP(b)
 	pol, err := policy.Parse("policy.yaml", []byte(testPolicy))
@@ -33,12 +34,15 @@ func BenchmarkServerCheck(b *testing.B) {
 		{"allow", idp.Token(b, testutil.Scopes("orders:read"))},
 		{"deny", idp.Token(b, testutil.Scopes("orders:write"))},
 	} {
-		req := envoy.CheckRequest("GET", "api.example.com", "/orders/42", bearer(bc.token))
+		msg, err := proto.Marshal(envoy.CheckRequest("GET", "api.example.com", "/orders/42", bearer(bc.token)))
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := s.Check(context.Background(), req); err != nil {
-					b.Fatal(err)
+				if resp := s.CheckWire(context.Background(), msg); len(resp) == 0 {
+					b.Fatal("no response")
 				}
 			}
 		})

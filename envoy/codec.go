@@ -1,53 +1,42 @@
 package envoy
 
 import (
-	"sync"
-
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
-	protobuf "google.golang.org/protobuf/proto"
 )
 
-// encodedOKs maps each allow response held by a Server's cache
-// (*authv3.CheckResponse) to its wire encoding (a mem.Buffer over the
-// bytes), so that codec sends it without marshaling it again. An entry
-// is added before its response enters a cache and removed when the
-// cache lets it go (see Server.ok), so it holds no more entries than the
-// caches do. Only the Server adds entries: a response that is not in it
-// is marshaled as usual.
-var encodedOKs sync.Map
+// message is a CheckRequest or CheckResponse in its wire encoding, which
+// the Server reads and writes itself (see wire.go): the codec passes it
+// through untouched.
+type message struct{ b []byte }
 
-// encodeOK records the wire encoding of resp, an allow response about to
-// be cached and never modified after.
-func encodeOK(resp *authv3.CheckResponse) {
-	b, err := protobuf.MarshalOptions{Deterministic: false}.Marshal(resp)
-	if err != nil {
-		return // the codec marshals it as usual, and reports the error
-	}
-	// gRPC only reads a buffer's bytes (mem.Buffer.ReadOnlyData), and a
-	// SliceBuffer's Ref and Free do nothing: the bytes are never recycled
-	// into a pool, so they can be sent by any number of calls at once.
-	encodedOKs.Store(resp, mem.Buffer(mem.SliceBuffer(b)))
-}
-
-// forgetOK drops the wire encoding of resp, which has left a cache.
-func forgetOK(resp *authv3.CheckResponse) { encodedOKs.Delete(resp) }
-
-// codec is the gRPC server codec of ServerOptions: the default proto
-// codec, except that a cached allow response is sent as encoded when it
-// was cached. Unmarshal is the default one's.
+// codec is gRPC's proto codec, except for messages, which it passes
+// through. It replaces the proto codec for the whole process, clients
+// included, when this package is imported: a Server must never meet a
+// codec that cannot carry its messages, since a call that fails on the
+// codec is one that Envoy's failure_mode_allow lets through. Every other
+// message goes to the proto codec as before.
 type codec struct{ encoding.CodecV2 }
 
-func newCodec() codec { return codec{encoding.GetCodecV2(proto.Name)} }
+func init() { encoding.RegisterCodecV2(codec{encoding.GetCodecV2(proto.Name)}) }
 
 // Marshal implements encoding.CodecV2.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if resp, ok := v.(*authv3.CheckResponse); ok {
-		if b, ok := encodedOKs.Load(resp); ok {
-			return mem.BufferSlice{b.(mem.Buffer)}, nil
-		}
+	if m, ok := v.(*message); ok {
+		return mem.BufferSlice{mem.SliceBuffer(m.b)}, nil
 	}
 	return c.CodecV2.Marshal(v)
+}
+
+// Unmarshal implements encoding.CodecV2. A message gets a copy of data:
+// gRPC recycles data's buffers once Unmarshal returns, and the request
+// the Server reads keeps views into the bytes, which outlive the call
+// when a token introspection that the call started goes on without it.
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if m, ok := v.(*message); ok {
+		m.b = data.Materialize()
+		return nil
+	}
+	return c.CodecV2.Unmarshal(data, v)
 }

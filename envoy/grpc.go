@@ -11,19 +11,10 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"github.com/maypok86/otter/v2"
-	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/scopegate/scopegate/authz"
 )
@@ -43,58 +34,81 @@ type Observer func(r *authz.Request, d *authz.Decision, took time.Duration)
 // with a gRPC error: a failure is a deny, so that even an Envoy configured
 // with failure_mode_allow fails closed.
 type Server struct {
-	authv3.UnimplementedAuthorizationServer
 	Authorizer *authz.Authorizer
 	Observe    Observer // may be nil
 	Logger     *slog.Logger
-
-	oks     *otter.Cache[okKey, *authv3.CheckResponse]
-	oksOnce sync.Once
 }
 
-// okKey names an allow response: everything it is built from. A warm
-// token's claims are one shared, immutable *Claims held by the verifier's
-// cache, so the pointer names them.
-type okKey struct {
-	claims         *authz.Claims
-	route, version string
-	reason         authz.Reason
-	wouldDeny      bool
-}
-
-// okCacheSize bounds the allow responses kept for reuse. It is a variable
-// for the tests.
-var okCacheSize = 10_000
-
-// ServerOptions are the settings of the gRPC server that serves Check.
-// A fixed pool of stream workers serves the short unary calls of ext_authz
+// ServerOptions are the settings of the gRPC server that serves Check. A
+// fixed pool of stream workers serves the short unary calls of ext_authz
 // without a new goroutine, and its stack growth, per call: it cut the
-// server's CPU per check by about a tenth on two cores. Its codec sends
-// the allow responses a Server reuses as they were encoded once, when the
-// Server cached them (see codec); every other message is marshaled by
-// the default proto codec.
+// server's CPU per check by about a tenth on two cores.
 func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.NumStreamWorkers(uint32(8 * runtime.GOMAXPROCS(0))),
-		grpc.ForceServerCodecV2(newCodec()),
-	}
+	return []grpc.ServerOption{grpc.NumStreamWorkers(uint32(8 * runtime.GOMAXPROCS(0)))}
 }
 
-// Register registers s on g.
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Register registers s on g as the Authorization service.
+func (s *Server) Register(g *grpc.Server) { g.RegisterService(&serviceDesc, s) }
 
-// Check implements the Authorization service.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	r, ok := Request(req)
-	var bad string
-	if !ok {
-		bad = "the check request carries no HTTP attributes"
+// serviceDesc is authv3.Authorization_ServiceDesc with a handler that
+// takes and returns the messages in their wire encoding (see wire.go).
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: authv3.Authorization_ServiceDesc.ServiceName,
+	HandlerType: (*interface {
+		check(context.Context, []byte) []byte
+	})(nil),
+	Methods:  []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}},
+	Metadata: authv3.Authorization_ServiceDesc.Metadata,
+}
+
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(message)
+	if err := dec(in); err != nil {
+		return nil, err
 	}
-	d := check(ctx, s.Authorizer, s.Observe, s.Logger, r, bad)
+	s := srv.(*Server)
+	if interceptor == nil {
+		return &message{s.check(ctx, in.b)}, nil
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return &message{s.check(ctx, req.(*message).b)}, nil
+	})
+}
+
+// responseSize is the room made for a response: most fit.
+const responseSize = 512
+
+// check answers the CheckRequest encoded in msg with the encoding of its
+// CheckResponse.
+func (s *Server) check(ctx context.Context, msg []byte) (resp []byte) {
+	defer func() {
+		// decide recovers from panics while deciding; this one catches
+		// any while reading or answering, so that the answer is a deny.
+		if p := recover(); p != nil {
+			s.logger().Error("check panicked; denying", "panic", p)
+			resp = appendDenied(make([]byte, 0, responseSize), s.Authorizer, internalError(s.Authorizer))
+		}
+	}()
+	r, bad := decodeCheck(msg)
+	d := check(ctx, s.Authorizer, s.Observe, s.Logger, &r, bad)
 	if d.Allow {
-		return s.ok(&d), nil
+		return appendOK(make([]byte, 0, responseSize), s.Authorizer, &d)
 	}
-	return s.denied(&d), nil
+	return appendDenied(make([]byte, 0, responseSize), s.Authorizer, &d)
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.Default()
+	}
+	return s.Logger
+}
+
+// internalError is the deny of a check that failed inside scopegate.
+func internalError(a *authz.Authorizer) *authz.Decision {
+	return &authz.Decision{Status: http.StatusInternalServerError, Reason: authz.ReasonInternal,
+		Description: "internal error", PolicyVersion: a.Policy().Version}
 }
 
 // check is the decision path of every listener. It decides r with a, or
@@ -121,8 +135,7 @@ func decide(ctx context.Context, a *authz.Authorizer, log *slog.Logger, r *authz
 				log = slog.Default()
 			}
 			log.Error("check panicked; denying", "panic", p)
-			d = authz.Decision{Status: http.StatusInternalServerError, Reason: authz.ReasonInternal,
-				Description: "internal error", PolicyVersion: a.Policy().Version}
+			d = *internalError(a)
 		}
 	}()
 	if bad != "" {
@@ -130,157 +143,4 @@ func decide(ctx context.Context, a *authz.Authorizer, log *slog.Logger, r *authz
 			Description: bad, PolicyVersion: a.Policy().Version}
 	}
 	return a.Check(ctx, r)
-}
-
-// Request maps a CheckRequest to the request a decision sees. It reports
-// false when the CheckRequest carries no HTTP attributes.
-func Request(req *authv3.CheckRequest) (*authz.Request, bool) {
-	attrs := req.GetAttributes()
-	h := attrs.GetRequest().GetHttp()
-	r := &authz.Request{Peer: peer(attrs.GetSource())}
-	if h == nil {
-		return r, false
-	}
-	r.Method, r.Host, r.Path = h.GetMethod(), h.GetHost(), h.GetPath()
-	header := h.GetHeaders()
-	if len(header) == 0 && h.GetHeaderMap() != nil {
-		header = headerMap(h.GetHeaderMap())
-	}
-	r.Authorization, r.RequestID = header["authorization"], header["x-request-id"]
-	if r.Host == "" {
-		r.Host = header[":authority"]
-	}
-	if r.Method == "" {
-		r.Method = header[":method"]
-	}
-	if r.Path == "" {
-		r.Path = header[":path"]
-	}
-	return r, true
-}
-
-// headerMap flattens Envoy's raw header list (encode_raw_headers: true) the
-// way Envoy flattens its map form: repeated headers are joined with ",", so
-// two authorization headers cannot pass for one.
-func headerMap(m *corev3.HeaderMap) map[string]string {
-	out := make(map[string]string, len(m.GetHeaders()))
-	for _, hv := range m.GetHeaders() {
-		k := strings.ToLower(hv.GetKey())
-		v := hv.GetValue()
-		if v == "" {
-			v = string(hv.GetRawValue())
-		}
-		if prev, ok := out[k]; ok {
-			v = prev + "," + v
-		}
-		out[k] = v
-	}
-	return out
-}
-
-func peer(p *authv3.AttributeContext_Peer) string {
-	sa := p.GetAddress().GetSocketAddress()
-	if sa == nil {
-		return ""
-	}
-	return sa.GetAddress() + ":" + strconv.FormatUint(uint64(sa.GetPortValue()), 10)
-}
-
-// ok returns the allow response of d. The response of a recent (claims,
-// route) pair is reused as it is, since gRPC only reads it: building it
-// (headers, dynamic metadata) cost more than the decision on a warm path.
-// It is encoded once, as it is cached, for the codec of ServerOptions to
-// send; it must never be modified, lest what is sent differ from it.
-func (s *Server) ok(d *authz.Decision) *authv3.CheckResponse {
-	s.oksOnce.Do(s.newOKs)
-	key := okKey{claims: d.Claims, route: d.Route, version: d.PolicyVersion, reason: d.Reason, wouldDeny: d.WouldDeny}
-	if resp, ok := s.oks.GetIfPresent(key); ok {
-		return resp
-	}
-	resp := s.buildOK(d)
-	// Encoded before it is cached, so that its deletion from the cache,
-	// which may come at once, always follows.
-	encodeOK(resp)
-	s.oks.Set(key, resp)
-	return resp
-}
-
-// newOKs makes the cache of allow responses. The encoding of a response
-// is forgotten as it leaves the cache, whatever the cause (eviction,
-// replacement by a racing check of the same key), and, should s be
-// dropped, when s is collected, so that encodedOKs never outgrows the
-// caches of live Servers. It is forgotten in OnAtomicDeletion, not
-// OnDeletion: otter's default executor would start a goroutine for every
-// eviction, a cost on every miss once the cache is full; a sync.Map
-// deletion is safe under the cache's bucket lock.
-func (s *Server) newOKs() {
-	oks := otter.Must(&otter.Options[okKey, *authv3.CheckResponse]{
-		MaximumSize:      okCacheSize,
-		OnAtomicDeletion: func(e otter.DeletionEvent[okKey, *authv3.CheckResponse]) { forgetOK(e.Value) },
-	})
-	s.oks = oks
-	runtime.AddCleanup(s, func(oks *otter.Cache[okKey, *authv3.CheckResponse]) { oks.InvalidateAll() }, oks)
-}
-
-func (s *Server) buildOK(d *authz.Decision) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{}
-	for name, value := range s.Authorizer.Upstream(d) {
-		if value == "" {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, name)
-		} else {
-			ok.Headers = append(ok.Headers, header(name, value, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
-		}
-	}
-	return &authv3.CheckResponse{
-		Status:          &rpcstatus.Status{Code: int32(codes.OK)},
-		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: metadata(d),
-	}
-}
-
-func (s *Server) denied(d *authz.Decision) *authv3.CheckResponse {
-	code := codes.PermissionDenied
-	if d.Status == http.StatusUnauthorized {
-		code = codes.Unauthenticated
-	}
-	headers := []*corev3.HeaderValueOption{
-		header("content-type", "application/json", corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
-		header("x-scopegate-reason", string(d.Reason), corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
-	}
-	if c := s.Authorizer.Challenge(d); c != "" {
-		headers = append(headers, header("www-authenticate", c, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
-	}
-	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(code), Message: string(d.Reason)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
-			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
-			Headers: headers,
-			Body:    string(d.AppendBody(nil)),
-		}},
-		DynamicMetadata: metadata(d),
-	}
-}
-
-func header(k, v string, action corev3.HeaderValueOption_HeaderAppendAction) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: k, Value: v}, AppendAction: action}
-}
-
-// metadata is the decision as Envoy dynamic metadata, for its access log.
-func metadata(d *authz.Decision) *structpb.Struct {
-	f := map[string]*structpb.Value{
-		"reason": structpb.NewStringValue(string(d.Reason)),
-	}
-	if d.Route != "" {
-		f["route"] = structpb.NewStringValue(d.Route)
-	}
-	if c := d.Claims; c != nil {
-		f["client_id"] = structpb.NewStringValue(c.ClientID)
-		f["subject"] = structpb.NewStringValue(c.Subject)
-	}
-	if d.WouldDeny {
-		// A dry-run route let the request through: the access log shows
-		// what enforcing it would have done.
-		f["would_deny"] = structpb.NewBoolValue(true)
-	}
-	return &structpb.Struct{Fields: f}
 }

@@ -397,7 +397,7 @@ func TestIdentityClaimsWithControlCharactersAreRefused(t *testing.T) {
 	}
 }
 
-func TestReusedAllowResponsesCarryEachTokensOwnIdentity(t *testing.T) {
+func TestEachAllowCarriesItsTokensOwnIdentity(t *testing.T) {
 	h := start(t, authz.Options{})
 	a := h.idp.Token(t, testutil.Scopes("orders:read"), testutil.Client("svc-a"))
 	b := h.idp.Token(t, testutil.Scopes("orders:read", "orders:write"), testutil.Client("svc-b"))
