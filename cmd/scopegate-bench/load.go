@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-
-	"github.com/scopegate/scopegate/envoy"
 )
 
 // callGrace is how long the calls still under way when a run stops may
@@ -119,14 +117,15 @@ func (l *Load) Run(ctx context.Context) (*Result, error) {
 			return nil, fmt.Errorf("reading the server's CPU time: %w", err)
 		}
 	}
-	conns := make([]authv3.AuthorizationClient, min(l.Conns, l.Concurrency))
+	conns := make([]*grpc.ClientConn, min(l.Conns, l.Concurrency))
 	for i := range conns {
-		cc, err := grpc.NewClient(l.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(l.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
 		if err != nil {
 			return nil, err
 		}
 		defer cc.Close()
-		conns[i] = authv3.NewAuthorizationClient(cc)
+		conns[i] = cc
 	}
 
 	r := &loadRun{done: make(chan struct{}), exhausted: make(chan struct{})}
@@ -136,7 +135,10 @@ func (l *Load) Run(ctx context.Context) (*Result, error) {
 	closed := make([]*caller, l.Concurrency)
 	seq := order(l.Mix.Requests)
 	for i := range closed {
-		c := newCaller(r, conns[i%len(conns)], l.Mix.Requests, seq, i)
+		c, err := newCaller(r, conns[i%len(conns)], l.Mix.Requests, seq, i)
+		if err != nil {
+			return nil, err
+		}
 		closed[i] = c
 		wg.Go(func() { c.closedLoop(callCtx) })
 	}
@@ -145,7 +147,10 @@ func (l *Load) Run(ctx context.Context) (*Result, error) {
 		p := &pacer{start: time.Now(), interval: time.Second / time.Duration(f.Rate)}
 		fseq := order(f.Requests)
 		for i := range floodCallers {
-			c := newCaller(r, conns[i%len(conns)], f.Requests, fseq, i)
+			c, err := newCaller(r, conns[i%len(conns)], f.Requests, fseq, i)
+			if err != nil {
+				return nil, err
+			}
 			flood = append(flood, c)
 			wg.Go(func() { c.openLoop(callCtx, p) })
 		}
@@ -239,33 +244,35 @@ func merged(cs []*caller) *tally {
 // caller sends the requests of a mix one at a time and tallies the
 // answers.
 type caller struct {
-	run    *loadRun
-	client authv3.AuthorizationClient
-	reqs   []prepared
-	seq    []int // the order of reqs, by weight
-	next   int
-	tally  *tally
+	run   *loadRun
+	conn  *grpc.ClientConn
+	reqs  []prepared
+	seq   []int // the order of reqs, by weight
+	next  int
+	tally *tally
+	// req and resp are the messages of the call under way, reused.
+	req, resp raw
 }
 
-// prepared is a request of the mix with the CheckRequest that carries it.
-// The caller reuses the message: only its authorization header changes,
-// so that the harness spends its CPU on calls rather than on building
-// them.
+// prepared is a request of the mix with the encoding of its CheckRequest
+// without an authorization header, which each call adds to a copy.
 type prepared struct {
 	*Request
-	msg     *authv3.CheckRequest
-	headers map[string]string
+	msg []byte
 }
 
 // newCaller returns a caller of rs in the order seq, starting at offset
 // in it so that callers do not all send the same request at once.
-func newCaller(r *loadRun, client authv3.AuthorizationClient, rs []Request, seq []int, offset int) *caller {
-	c := &caller{run: r, client: client, seq: seq, next: offset % len(seq), tally: newTally()}
+func newCaller(r *loadRun, conn *grpc.ClientConn, rs []Request, seq []int, offset int) (*caller, error) {
+	c := &caller{run: r, conn: conn, seq: seq, next: offset % len(seq), tally: newTally()}
 	for i := range rs {
-		msg := envoy.CheckRequest(rs[i].Method, rs[i].Host, rs[i].Path, nil)
-		c.reqs = append(c.reqs, prepared{Request: &rs[i], msg: msg, headers: msg.Attributes.Request.Http.Headers})
+		msg, err := encodeRequest(&rs[i])
+		if err != nil {
+			return nil, err
+		}
+		c.reqs = append(c.reqs, prepared{Request: &rs[i], msg: msg})
 	}
-	return c
+	return c, nil
 }
 
 func (c *caller) closedLoop(ctx context.Context) {
@@ -284,45 +291,43 @@ func (c *caller) openLoop(ctx context.Context, p *pacer) {
 func (c *caller) call(ctx context.Context) bool {
 	p := &c.reqs[c.seq[c.next]]
 	c.next = (c.next + 1) % len(c.seq)
+	// gRPC is done with the last call's message once Invoke returns.
+	c.req.b = append(c.req.b[:0], p.msg...)
 	if p.Tokens != nil {
 		h, ok := p.Tokens.take()
 		if !ok {
 			c.run.exhaust()
 			return false
 		}
-		p.headers["authorization"] = h
+		c.req.b = appendAuthorization(c.req.b, h)
 	}
 	start := time.Now()
-	resp, err := c.client.Check(ctx, p.msg)
+	err := c.conn.Invoke(ctx, authv3.Authorization_Check_FullMethodName, &c.req, &c.resp)
 	took := time.Since(start)
 	if c.run.phase.Load() == measuring {
 		c.tally.record(took)
-		c.tally.judge(p.Expect, resp, err)
+		c.tally.judge(p.Expect, c.resp.b, err)
 	}
 	return true
 }
 
-// judge tallies the answer to a request that expected want.
-func (t *tally) judge(want Expect, resp *authv3.CheckResponse, err error) {
+// judge tallies the answer resp, a CheckResponse's encoding, to a request
+// that expected want.
+func (t *tally) judge(want Expect, resp []byte, err error) {
 	if err != nil {
 		t.errors["grpc "+status.Code(err).String()]++
 		return
 	}
-	o := outcome{allow: resp.GetStatus().GetCode() == int32(codes.OK), reason: reason(resp)}
+	a, ok := readAnswer(resp)
+	if !ok {
+		t.errors["malformed response"]++
+		return
+	}
+	o := outcome{allow: a.code == int32(codes.OK), reason: a.reason}
 	t.outcomes[o]++
 	if want != ExpectAny && o.allow != (want != ExpectDeny) {
 		t.errors["unexpected "+o.String()]++
 	}
-}
-
-// reason returns the reason scopegate gives for a decision in its dynamic
-// metadata, or else the status message of a deny; "" when there is none,
-// as from the floor.
-func reason(resp *authv3.CheckResponse) string {
-	if v := resp.GetDynamicMetadata().GetFields()["reason"]; v != nil {
-		return v.GetStringValue()
-	}
-	return resp.GetStatus().GetMessage()
 }
 
 // pacer hands out the send times of an open-loop stream, one every

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"google.golang.org/protobuf/proto"
+
 	"bytes"
 	"strings"
 	"testing"
@@ -58,9 +60,13 @@ func TestEmptyTally(t *testing.T) {
 
 func TestJudge(t *testing.T) {
 	tl := newTally()
-	tl.judge(ExpectAllow, allowed, nil)
-	tl.judge(ExpectDeny, allowed, nil)
-	tl.judge(ExpectAny, allowed, nil)
+	resp, err := proto.Marshal(allowed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl.judge(ExpectAllow, resp, nil)
+	tl.judge(ExpectDeny, resp, nil)
+	tl.judge(ExpectAny, resp, nil)
 	if got := tl.outcomes[outcome{allow: true}]; got != 3 {
 		t.Errorf("allow outcomes %d, want 3", got)
 	}
