@@ -54,7 +54,10 @@ func NewMemoryCache(maxEntries int) *MemoryCache {
 	return &MemoryCache{c: otter.Must(&otter.Options[[32]byte, CachedToken]{
 		MaximumSize: maxEntries,
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[[32]byte, CachedToken]) time.Duration {
-			return time.Until(e.Value.Until)
+			// For a duration that is not positive, otter keeps the entry's
+			// deadline, and a new entry has none: an entry stale as it is
+			// stored would stay until evicted.
+			return max(time.Until(e.Value.Until), time.Nanosecond)
 		}),
 	})}
 }

@@ -399,3 +399,17 @@ func scanRedis(t *testing.T, client redis.UniversalClient, fn func(key, value st
 		t.Fatalf("scanning Redis: %v", err)
 	}
 }
+
+func TestMemoryCacheMissesStaleEntries(t *testing.T) {
+	c := authz.NewMemoryCache(0)
+	ctx := context.Background()
+	for _, until := range []time.Time{{}, time.Now().Add(-time.Second)} {
+		key := authz.TokenKey(newToken(t))
+		if err := c.Set(ctx, key, authz.CachedToken{Claims: &authz.Claims{}, Until: until}); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := c.Get(ctx, key); ok || err != nil {
+			t.Errorf("Get of an entry stored stale, fresh until %v = %+v, %v, %v; want a miss", until, got, ok, err)
+		}
+	}
+}
