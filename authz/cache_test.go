@@ -413,3 +413,18 @@ func TestMemoryCacheMissesStaleEntries(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryCacheKeepsFarUntil(t *testing.T) {
+	c := authz.NewMemoryCache(0)
+	ctx := context.Background()
+	claims := &authz.Claims{Subject: "svc"}
+	// Unix nanoseconds end in 2262: an answer fresh until later stays
+	// fresh.
+	key := authz.TokenKey(newToken(t))
+	if err := c.Set(ctx, key, authz.CachedToken{Claims: claims, Until: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := c.Get(ctx, key); !ok || err != nil || got.Claims != claims || got.Until.Year() < 2262 {
+		t.Errorf("Get of an entry fresh until the year 3000 = %+v, %v, %v; want it, fresh until 2262 at least", got, ok, err)
+	}
+}
