@@ -188,11 +188,12 @@ type JWTOptions struct {
 // reached. It caches the claims of the tokens it verifies. It is safe for
 // concurrent use.
 type JWTVerifier struct {
-	issuers map[string]*jwtIssuer // by iss
-	parser  *jwt.Parser
-	cache   *MemoryCache  // of verified tokens; nil when off
-	maxAge  time.Duration // of a cache entry: the refresh interval
-	extra   []string      // JWTOptions.ExtraClaims
+	issuers  map[string]*jwtIssuer // by iss
+	parser   *jwt.Parser
+	cache    *MemoryCache  // of verified tokens; nil when off
+	interned *interner     // the values that the claims of tokens share
+	maxAge   time.Duration // of a cache entry: the refresh interval
+	extra    []string      // JWTOptions.ExtraClaims
 	// claimNames are the claims decoded: claimNames and extra.
 	claimNames []string
 	now        func() time.Time // the clock of claim checks; tests set it
@@ -245,6 +246,7 @@ func NewJWTVerifier(ctx context.Context, issuers []Issuer, opts JWTOptions) (*JW
 		// so that one token has one cache key.
 		parser:     jwt.NewParser(jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding()),
 		maxAge:     interval,
+		interned:   newInterner(),
 		extra:      slices.Clone(opts.ExtraClaims),
 		claimNames: slices.Concat(claimNames, opts.ExtraClaims),
 		now:        time.Now,
@@ -401,7 +403,7 @@ func (v *JWTVerifier) parse(ctx context.Context, token string) (c *Claims, until
 		return nil, time.Time{}, parseRefusal(err)
 	}
 	now := v.now()
-	if c, err = is.claims(claims, now, v.extra); err != nil {
+	if c, err = is.claims(claims, now, v.extra, v.interned); err != nil {
 		return nil, time.Time{}, err
 	}
 	until = c.Expiry.Add(is.leeway)
@@ -738,8 +740,9 @@ func mediaType(typ string) string {
 }
 
 // claims checks the claims m of a token of the issuer at now and returns
-// them as Claims.
-func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string) (*Claims, error) {
+// them as Claims, whose strings and lists are shared with the claims of
+// other tokens through in.
+func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string, in *interner) (*Claims, error) {
 	exp, err := m.GetExpirationTime()
 	if err != nil {
 		return nil, malformedClaim("exp", err)
@@ -775,7 +778,7 @@ func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string) (*Cl
 	}
 	c := &Claims{Issuer: is.name, Expiry: exp.Time}
 	if len(aud) > 0 {
-		c.Audience = aud
+		c.Audience = is.audience(aud, in)
 	}
 	if iat != nil {
 		c.IssuedAt = iat.Time
@@ -793,10 +796,13 @@ func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string) (*Cl
 			return nil, malformedClaim(f.name, nil)
 		}
 	}
-	c.ClientID = cmp.Or(clientID, azp, c.Subject)
-	if c.Scopes, err = is.scopes(m); err != nil {
+	c.Subject = in.intern(c.Subject)
+	c.ClientID = in.intern(cmp.Or(clientID, azp, c.Subject))
+	scopes, err := is.scopes(m)
+	if err != nil {
 		return nil, err
 	}
+	c.Scopes = in.internList(scopes)
 	for _, name := range extra {
 		if s, ok := m[name].(string); ok {
 			if c.Extra == nil {
@@ -806,6 +812,18 @@ func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string) (*Cl
 		}
 	}
 	return c, nil
+}
+
+// audience returns aud, the audiences of a token, shared: with the
+// issuer's settings when it is one of the audiences they name, as most
+// tokens are, else through in.
+func (is *jwtIssuer) audience(aud []string, in *interner) []string {
+	if len(aud) == 1 {
+		if i := slices.Index(is.audiences, aud[0]); i >= 0 {
+			return is.audiences[i : i+1 : i+1]
+		}
+	}
+	return in.internList(aud)
 }
 
 // scopes returns the scopes in m's scope claim.

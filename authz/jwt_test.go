@@ -21,6 +21,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
@@ -852,6 +853,58 @@ func TestJWTCacheAgeIsBoundedByTheRefreshInterval(t *testing.T) {
 	c2, err := v.Verify(t.Context(), tok)
 	if err != nil || c2 == c1 {
 		t.Fatalf("Verify after a refresh interval = %p, %v; want claims verified anew, not %p", c2, err, c1)
+	}
+}
+
+// TestJWTClaimsShareValues checks that the claims of different tokens of
+// one client share their strings and lists, which a full cache would
+// otherwise hold once a token.
+func TestJWTClaimsShareValues(t *testing.T) {
+	idp := testutil.NewIdP(t)
+	v := newTestJWTVerifier(t, jwtOptions(&jwtLog{}), jwtIssuerFor(idp))
+	opts := []testutil.TokenOption{testutil.Client("billing"), testutil.Scopes("orders:read", "orders:write")}
+	var claims []*Claims
+	for _, tok := range []string{idp.Token(t, opts...), idp.Token(t, opts...)} {
+		c, err := v.Verify(t.Context(), tok)
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if c.Subject != "billing" || c.ClientID != "billing" ||
+			!slices.Equal(c.Scopes, []string{"orders:read", "orders:write"}) ||
+			!slices.Equal(c.Audience, []string{testutil.DefaultAudience}) {
+			t.Fatalf("claims = %+v", c)
+		}
+		claims = append(claims, c)
+	}
+	a, b := claims[0], claims[1]
+	if a == b {
+		t.Fatal("two tokens have the same claims")
+	}
+	if !sameString(a.Subject, b.Subject) || !sameString(a.ClientID, b.ClientID) || !sameString(a.Subject, a.ClientID) {
+		t.Error("the subjects and client ids of the tokens are copies, not shared")
+	}
+	if !sameList(a.Scopes, b.Scopes) {
+		t.Error("the scopes of the tokens are copies, not shared")
+	}
+	if audiences := v.issuers[idp.Issuer()].audiences; unsafe.SliceData(a.Audience) != &audiences[0] || cap(a.Audience) != 1 {
+		t.Error("the audience of a token is not the issuer's setting")
+	}
+
+	// Audiences other than the issuer's one are shared too.
+	aud := []string{"https://other.test", testutil.DefaultAudience}
+	var auds [][]string
+	for range 2 {
+		c, err := v.Verify(t.Context(), idp.Token(t, testutil.Audience(aud...)))
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		if !slices.Equal(c.Audience, aud) {
+			t.Fatalf("audience = %q, want %q", c.Audience, aud)
+		}
+		auds = append(auds, c.Audience)
+	}
+	if !sameList(auds[0], auds[1]) {
+		t.Error("the audiences of the tokens are copies, not shared")
 	}
 }
 
