@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1125,4 +1126,48 @@ func BenchmarkVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkVerifyCacheMemory reports the live heap that the verified-token
+// cache holds per token (B/token) once it is full of distinct tokens: of
+// one client, as in the memory scenario of scopegate-bench, and of as many
+// users. Every iteration verifies all the tokens afresh.
+func BenchmarkVerifyCacheMemory(b *testing.B) {
+	const n = DefaultCacheEntries
+	idp := testutil.NewIdP(b)
+	scopes := testutil.Scopes("orders:read", "bench:read")
+	for _, bc := range []struct {
+		name   string
+		option func(i int) testutil.TokenOption
+	}{
+		{"one_client", func(int) testutil.TokenOption { return testutil.Client("bench-client") }},
+		{"users", func(i int) testutil.TokenOption { return testutil.Claim("sub", fmt.Sprintf("user-%d", i)) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			tokens := make([]string, n)
+			for i := range tokens {
+				tokens[i] = idp.Token(b, testutil.Alg(devidp.EdDSA), scopes, bc.option(i))
+			}
+			ctx := context.Background()
+			for b.Loop() {
+				v := newTestJWTVerifier(b, JWTOptions{Logger: slog.New(slog.DiscardHandler)}, jwtIssuerFor(idp))
+				before := liveHeap()
+				for _, tok := range tokens {
+					if _, err := v.Verify(ctx, tok); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(liveHeap()-before)/n, "B/token")
+				runtime.KeepAlive(v)
+			}
+		})
+	}
+}
+
+// liveHeap returns the bytes of the reachable heap objects.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
