@@ -2,6 +2,8 @@ package authz
 
 import (
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -41,6 +43,15 @@ func TestInternShares(t *testing.T) {
 	if got := in.internList(nil); got != nil {
 		t.Errorf("internList(nil) = %q, want nil", got)
 	}
+
+	m1 := map[string]string{"tenant": "acme", "tier": "gold"}
+	m2 := map[string]string{"tier": "gold", "tenant": "acme"}
+	if im1, im2 := in.internMap(m1), in.internMap(m2); !maps.Equal(im1, m1) || reflect.ValueOf(im1).Pointer() != reflect.ValueOf(im2).Pointer() {
+		t.Errorf("internMap(%v) = %v and %v, not one shared map", m1, im1, im2)
+	}
+	if got := in.internMap(map[string]string{}); got != nil {
+		t.Errorf("internMap of an empty map = %v, want nil", got)
+	}
 }
 
 func TestInternKeepsListsApart(t *testing.T) {
@@ -55,6 +66,16 @@ func TestInternKeepsListsApart(t *testing.T) {
 		for _, l := range lists {
 			if got := in.internList(slices.Clone(l)); !slices.Equal(got, l) {
 				t.Errorf("internList(%q) = %q", l, got)
+			}
+		}
+	}
+	ms := []map[string]string{
+		{"a": "b c"}, {"a b": "c"}, {"a": "", "b": "c"}, {"a": "b", "c": ""}, {"a": "bc"}, {"ab": "c"},
+	}
+	for range 2 {
+		for _, m := range ms {
+			if got := in.internMap(maps.Clone(m)); !maps.Equal(got, m) {
+				t.Errorf("internMap(%v) = %v", m, got)
 			}
 		}
 	}
@@ -82,7 +103,11 @@ func TestInternIsBounded(t *testing.T) {
 		if got := in.internList(l); !slices.Equal(got, l) {
 			t.Fatalf("internList(%q) = %q", l, got)
 		}
-		if n := len(in.strs) + len(in.lists); n > maxInterned || in.bytes > maxInternedBytes {
+		m := map[string]string{"email": s}
+		if got := in.internMap(maps.Clone(m)); !maps.Equal(got, m) {
+			t.Fatalf("internMap(%v) = %v", m, got)
+		}
+		if n := len(in.strs) + len(in.lists) + len(in.maps); n > maxInterned || in.bytes > maxInternedBytes {
 			t.Fatalf("after %d values, the interner holds %d values of %d bytes, beyond its bounds", i, n, in.bytes)
 		}
 	}

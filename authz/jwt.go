@@ -740,8 +740,8 @@ func mediaType(typ string) string {
 }
 
 // claims checks the claims m of a token of the issuer at now and returns
-// them as Claims, whose strings and lists are shared with the claims of
-// other tokens through in.
+// them as Claims, whose strings, lists and maps are shared with the claims
+// of other tokens through in.
 func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string, in *interner) (*Claims, error) {
 	exp, err := m.GetExpirationTime()
 	if err != nil {
@@ -811,6 +811,7 @@ func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string, in *
 			c.Extra[name] = s
 		}
 	}
+	c.Extra = in.internMap(c.Extra)
 	return c, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -862,8 +863,10 @@ func TestJWTCacheAgeIsBoundedByTheRefreshInterval(t *testing.T) {
 // otherwise hold once a token.
 func TestJWTClaimsShareValues(t *testing.T) {
 	idp := testutil.NewIdP(t)
-	v := newTestJWTVerifier(t, jwtOptions(&jwtLog{}), jwtIssuerFor(idp))
-	opts := []testutil.TokenOption{testutil.Client("billing"), testutil.Scopes("orders:read", "orders:write")}
+	jwtOpts := jwtOptions(&jwtLog{})
+	jwtOpts.ExtraClaims = []string{"tenant"}
+	v := newTestJWTVerifier(t, jwtOpts, jwtIssuerFor(idp))
+	opts := []testutil.TokenOption{testutil.Client("billing"), testutil.Scopes("orders:read", "orders:write"), testutil.Claim("tenant", "acme")}
 	var claims []*Claims
 	for _, tok := range []string{idp.Token(t, opts...), idp.Token(t, opts...)} {
 		c, err := v.Verify(t.Context(), tok)
@@ -872,7 +875,8 @@ func TestJWTClaimsShareValues(t *testing.T) {
 		}
 		if c.Subject != "billing" || c.ClientID != "billing" ||
 			!slices.Equal(c.Scopes, []string{"orders:read", "orders:write"}) ||
-			!slices.Equal(c.Audience, []string{testutil.DefaultAudience}) {
+			!slices.Equal(c.Audience, []string{testutil.DefaultAudience}) ||
+			!maps.Equal(c.Extra, map[string]string{"tenant": "acme"}) {
 			t.Fatalf("claims = %+v", c)
 		}
 		claims = append(claims, c)
@@ -886,6 +890,9 @@ func TestJWTClaimsShareValues(t *testing.T) {
 	}
 	if !sameList(a.Scopes, b.Scopes) {
 		t.Error("the scopes of the tokens are copies, not shared")
+	}
+	if reflect.ValueOf(a.Extra).Pointer() != reflect.ValueOf(b.Extra).Pointer() {
+		t.Error("the extra claims of the tokens are copies, not shared")
 	}
 	if audiences := v.issuers[idp.Issuer()].audiences; unsafe.SliceData(a.Audience) != &audiences[0] || cap(a.Audience) != 1 {
 		t.Error("the audience of a token is not the issuer's setting")
@@ -1130,27 +1137,32 @@ func BenchmarkVerify(b *testing.B) {
 
 // BenchmarkVerifyCacheMemory reports the live heap that the verified-token
 // cache holds per token (B/token) once it is full of distinct tokens: of
-// one client, as in the memory scenario of scopegate-bench, and of as many
-// users. Every iteration verifies all the tokens afresh.
+// one client, as in the memory scenario of scopegate-bench, of one client
+// with an extra claim forwarded, and of as many users. Every iteration
+// verifies all the tokens afresh.
 func BenchmarkVerifyCacheMemory(b *testing.B) {
 	const n = DefaultCacheEntries
 	idp := testutil.NewIdP(b)
 	scopes := testutil.Scopes("orders:read", "bench:read")
+	client := testutil.Client("bench-client")
 	for _, bc := range []struct {
 		name   string
+		extra  []string // JWTOptions.ExtraClaims
 		option func(i int) testutil.TokenOption
 	}{
-		{"one_client", func(int) testutil.TokenOption { return testutil.Client("bench-client") }},
-		{"users", func(i int) testutil.TokenOption { return testutil.Claim("sub", fmt.Sprintf("user-%d", i)) }},
+		{"one_client", nil, func(int) testutil.TokenOption { return client }},
+		{"one_client_extra", []string{"tenant"}, func(int) testutil.TokenOption { return testutil.Claim("tenant", "acme") }},
+		{"users", nil, func(i int) testutil.TokenOption { return testutil.Claim("sub", fmt.Sprintf("user-%d", i)) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			tokens := make([]string, n)
 			for i := range tokens {
-				tokens[i] = idp.Token(b, testutil.Alg(devidp.EdDSA), scopes, bc.option(i))
+				tokens[i] = idp.Token(b, testutil.Alg(devidp.EdDSA), scopes, client, bc.option(i))
 			}
+			opts := JWTOptions{ExtraClaims: bc.extra, Logger: slog.New(slog.DiscardHandler)}
 			ctx := context.Background()
 			for b.Loop() {
-				v := newTestJWTVerifier(b, JWTOptions{Logger: slog.New(slog.DiscardHandler)}, jwtIssuerFor(idp))
+				v := newTestJWTVerifier(b, opts, jwtIssuerFor(idp))
 				before := liveHeap()
 				for _, tok := range tokens {
 					if _, err := v.Verify(ctx, tok); err != nil {
