@@ -120,6 +120,17 @@ func (in *interner) internMap(m map[string]string) map[string]string {
 	return m
 }
 
+// share replaces the strings, lists and map of c, which no one else holds
+// yet, by their interned equals.
+func (in *interner) share(c *Claims) {
+	c.Issuer = in.intern(c.Issuer)
+	c.Subject = in.intern(c.Subject)
+	c.ClientID = in.intern(c.ClientID)
+	c.Audience = in.internList(c.Audience)
+	c.Scopes = in.internList(c.Scopes)
+	c.Extra = in.internMap(c.Extra)
+}
+
 // listKey appends to b the key of the list l: each of its strings
 // preceded by its length, so that no two lists have the same key. It
 // reports false when l is too long to be interned.

@@ -282,6 +282,9 @@ type Introspector struct {
 	negTTL time.Duration // of an inactive answer
 	l1, l2 TokenCache    // nil when caching is off; l2 nil without Redis
 	redis  redis.UniversalClient
+	// interned holds the values that the claims of cached answers share;
+	// nil when caching is off.
+	interned *interner
 
 	flights singleflight.Group
 	slots   chan struct{} // one per request under way
@@ -352,6 +355,7 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 		return in, nil
 	}
 	in.l1 = NewMemoryCache(cfg.Cache.MaxEntries)
+	in.interned = newInterner()
 	if r := cfg.Cache.Redis; r != nil {
 		key, err := recordKey(secret)
 		if err != nil {
@@ -477,6 +481,7 @@ func (in *Introspector) load(ctx context.Context, key [32]byte, token string) (C
 			in.redisFailed(err)
 		case ok:
 			in.stats.l2Hits.Add(1)
+			in.share(t)
 			in.l1.Set(ctx, key, t)
 			return t, nil
 		default:
@@ -488,6 +493,7 @@ func (in *Introspector) load(ctx context.Context, key [32]byte, token string) (C
 		return CachedToken{}, err
 	}
 	if in.l1 != nil && time.Now().Before(t.Until) {
+		in.share(t)
 		in.l1.Set(ctx, key, t)
 		if in.l2 != nil {
 			if err := in.l2.Set(ctx, key, t); err != nil {
@@ -496,6 +502,14 @@ func (in *Introspector) load(ctx context.Context, key [32]byte, token string) (C
 		}
 	}
 	return t, nil
+}
+
+// share makes the claims of t, an answer about to be cached and not yet
+// seen by anyone else, share the values that other answers repeat.
+func (in *Introspector) share(t CachedToken) {
+	if t.Claims != nil {
+		in.interned.share(t.Claims)
+	}
 }
 
 // call asks the provider about token, unless the breaker is open or the

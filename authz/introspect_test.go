@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/internal/testutil"
@@ -490,6 +491,53 @@ func TestIntrospectCachingOff(t *testing.T) {
 	}
 	if s := in.Stats(); s.L1Hits+s.L1Misses+s.L2Hits+s.L2Misses != 0 {
 		t.Errorf("Stats = %+v, want no cache lookups", s)
+	}
+}
+
+// TestIntrospectClaimsShareValues checks that the cached claims of
+// different tokens, whether the provider or Redis answered, share the
+// values they repeat rather than holding copies.
+func TestIntrospectClaimsShareValues(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	cfg := introspectionConfig(t, srv)
+	cfg.Cache.Redis = &authz.Redis{Addrs: []string{testutil.Redis(t)}, Timeout: 2 * time.Second}
+	first, second := newIntrospector(t, cfg), newIntrospector(t, cfg)
+	tokens := []string{newToken(t), newToken(t)}
+	for _, tok := range tokens {
+		srv.Register(tok, activeResponse())
+	}
+	// The first introspector asks the provider; the second finds the
+	// answers in Redis.
+	for _, in := range []*authz.Introspector{first, second} {
+		var claims []*authz.Claims
+		for _, tok := range tokens {
+			c, err := in.Verify(context.Background(), tok)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			claims = append(claims, c)
+		}
+		a, b := claims[0], claims[1]
+		if a == b || !reflect.DeepEqual(a, b) || a.Subject != "svc-billing" || len(a.Audience) != 2 || len(a.Scopes) != 2 {
+			t.Fatalf("claims = %+v and %+v, want equal claims of two tokens", a, b)
+		}
+		for _, f := range []struct {
+			name string
+			a, b unsafe.Pointer
+		}{
+			{"issuer", unsafe.Pointer(unsafe.StringData(a.Issuer)), unsafe.Pointer(unsafe.StringData(b.Issuer))},
+			{"subject", unsafe.Pointer(unsafe.StringData(a.Subject)), unsafe.Pointer(unsafe.StringData(b.Subject))},
+			{"client id", unsafe.Pointer(unsafe.StringData(a.ClientID)), unsafe.Pointer(unsafe.StringData(b.ClientID))},
+			{"audience", unsafe.Pointer(unsafe.SliceData(a.Audience)), unsafe.Pointer(unsafe.SliceData(b.Audience))},
+			{"scopes", unsafe.Pointer(unsafe.SliceData(a.Scopes)), unsafe.Pointer(unsafe.SliceData(b.Scopes))},
+		} {
+			if f.a != f.b {
+				t.Errorf("%s: the two tokens hold copies, not one shared value", f.name)
+			}
+		}
+	}
+	if s := second.Stats(); s.L2Hits != 2 || s.Calls != 0 {
+		t.Errorf("second instance's Stats = %+v, want 2 L2 hits and no calls", s)
 	}
 }
 
