@@ -416,7 +416,38 @@ func (in *Introspector) Verify(ctx context.Context, token string) (*Claims, erro
 		}
 		in.stats.l1Misses.Add(1)
 	}
+	if t, ok := in.fromRedis(ctx, key); ok {
+		return in.verdict(t)
+	}
 	return in.await(ctx, key, token)
+}
+
+// fromRedis looks the token under key up in Redis, on the caller's
+// goroutine and within its deadline: a hit, the usual case once any
+// replica has seen the token, needs no flight, whose goroutine and
+// hand-over cost a Redis hit more than the lookup.
+func (in *Introspector) fromRedis(ctx context.Context, key [32]byte) (CachedToken, bool) {
+	if in.l2 == nil {
+		return CachedToken{}, false
+	}
+	ctx, cancel := beforeDeadline(ctx)
+	defer cancel()
+	t, ok, err := in.l2.Get(ctx, key)
+	switch {
+	case err != nil:
+		// A caller that gave up is not a failure of Redis.
+		if ctx.Err() == nil {
+			in.redisFailed(err)
+		}
+		return CachedToken{}, false
+	case !ok:
+		in.stats.l2Misses.Add(1)
+		return CachedToken{}, false
+	}
+	in.stats.l2Hits.Add(1)
+	in.share(t)
+	in.l1.Set(ctx, key, t)
+	return t, true
 }
 
 // await returns the answer for the token under key, sharing one load with
@@ -471,23 +502,9 @@ func (t CachedToken) verdict(now time.Time) (*Claims, error) {
 	return t.Claims, nil
 }
 
-// load finds the answer for the token under key in Redis or else asks the
-// provider, and caches what it finds.
+// load asks the provider about the token under key, which neither cache
+// held, and caches the answer in both.
 func (in *Introspector) load(ctx context.Context, key [32]byte, token string) (CachedToken, error) {
-	if in.l2 != nil {
-		t, ok, err := in.l2.Get(ctx, key)
-		switch {
-		case err != nil:
-			in.redisFailed(err)
-		case ok:
-			in.stats.l2Hits.Add(1)
-			in.share(t)
-			in.l1.Set(ctx, key, t)
-			return t, nil
-		default:
-			in.stats.l2Misses.Add(1)
-		}
-	}
 	t, err := in.call(ctx, token)
 	if err != nil {
 		return CachedToken{}, err
