@@ -469,11 +469,14 @@ func (v *JWTVerifier) unknownKey(token string) *TokenError {
 	if !errors.Is(err, jwkset.ErrKeyNotFound) {
 		return nil
 	}
-	// The error keyfunc wraps the storage's in, so that the refusal is the
-	// full parse's to the last detail.
-	err = fmt.Errorf("%w: could not read JWK from storage", errors.Join(err, keyfunc.ErrKeyfunc))
-	return &TokenError{Reason: ReasonUnknownKey, Description: "the token's key is not one of the issuer's keys", Err: err}
+	return errUnknownKey
 }
+
+// errUnknownKey is unknownKey's refusal: the full parse's but for the kid
+// in the message of its cause, shared by every refusal so that a flood of
+// made-up kids formats no errors.
+var errUnknownKey = &TokenError{Reason: ReasonUnknownKey, Description: "the token's key is not one of the issuer's keys",
+	Err: fmt.Errorf("%w: could not read JWK from storage", errors.Join(jwkset.ErrKeyNotFound, keyfunc.ErrKeyfunc))}
 
 // header is what unknownKey reads of a JOSE header.
 type header struct {

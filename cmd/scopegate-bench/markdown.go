@@ -221,22 +221,35 @@ func thousands(n float64) string {
 }
 
 // writeFlood compares the valid traffic beside the flood with the same
-// traffic alone.
+// traffic alone, and with what the floor keeps beside the same flood.
 func (r *Report) writeFlood(w io.Writer) {
-	rows := r.floodRows()
+	rows := r.floodRows("kid-flood")
 	if len(rows) == 0 {
 		return
 	}
+	floor := r.floodRows("floor-kid-flood")
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
-	p("Valid traffic beside the flood of unknown kids, against the same traffic alone, measured just before on a server of its own:\n\n")
-	p("| c | alone, checks/s | beside the flood, checks/s | kept | flood asked | flood answered/s | flood errors |\n")
-	p("|--:|--:|--:|--:|--:|--:|---|\n")
+	p("Valid traffic beside the flood of unknown kids, against the same traffic alone, measured just before on a server of its own, " +
+		"and the same for the floor:\n\n")
+	p("| c | alone, checks/s | beside the flood, checks/s | kept | the floor kept | flood asked | flood answered/s | flood errors |\n")
+	p("|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, row := range rows {
 		f := row.flood.Flood
-		p("| %d | %s | %s | %.0f %% | %s/s | %s | %s |\n", row.c, thousands(row.alone.RPS), thousands(row.flood.RPS),
-			100*row.kept(), thousands(float64(f.Rate)), thousands(f.RPS), counts(f.Errors))
+		p("| %d | %s | %s | %.0f %% | %s | %s/s | %s | %s |\n", row.c, thousands(row.alone.RPS), thousands(row.flood.RPS),
+			100*row.kept(), floorKept(floor, row.c), thousands(float64(f.Rate)), thousands(f.RPS), counts(f.Errors))
 	}
 	p("\n")
+}
+
+// floorKept is the share of its throughput that the floor kept beside
+// the flood at concurrency c, or "–" when it was not measured.
+func floorKept(rows []floodRow, c int) string {
+	for _, row := range rows {
+		if row.c == c {
+			return fmt.Sprintf("%.0f %%", 100*row.kept())
+		}
+	}
+	return "–"
 }
 
 type floodRow struct {
@@ -246,13 +259,15 @@ type floodRow struct {
 
 func (f floodRow) kept() float64 { return ratio(f.flood.RPS, f.alone.RPS) }
 
-func (r *Report) floodRows() []floodRow {
+// floodRows pairs the results of the flood scenario name with those of
+// its traffic alone.
+func (r *Report) floodRows(name string) []floodRow {
 	var rows []floodRow
 	for _, res := range r.Results {
-		if res.Scenario != "kid-flood" || res.Flood == nil {
+		if res.Scenario != name || res.Flood == nil {
 			continue
 		}
-		if alone := r.result("kid-flood-alone", res.Concurrency); alone != nil {
+		if alone := r.result(name+"-alone", res.Concurrency); alone != nil {
 			rows = append(rows, floodRow{res.Concurrency, alone, res})
 		}
 	}
@@ -359,11 +374,16 @@ func (r *Report) targets() []target {
 			fmt.Sprintf("%.1f µs against %.1f + %.2f × %.1f = %.1f µs (the issue's reference: %.0f µs a verification)",
 				cpuOf(u), cpuOf(fl), uniqueSigFactor, sig, limit, referenceSigVerify[alg]), cpuOf(u) <= limit})
 	}
-	if rows := r.floodRows(); len(rows) > 0 {
+	if rows := r.floodRows("kid-flood"); len(rows) > 0 {
 		worst := slices.MinFunc(rows, func(a, b floodRow) int { return cmp.Compare(a.kept(), b.kept()) })
+		floor := r.floodRows("floor-kid-flood")
 		var parts []string
 		for _, row := range rows {
-			parts = append(parts, fmt.Sprintf("%.0f %% at c=%d", 100*row.kept(), row.c))
+			part := fmt.Sprintf("%.0f %% at c=%d", 100*row.kept(), row.c)
+			if k := floorKept(floor, row.c); k != "–" {
+				part += " (the floor: " + k + ")"
+			}
+			parts = append(parts, part)
 		}
 		ts = append(ts, target{fmt.Sprintf("random-kid flood at 5,000/s: valid traffic keeps ≥ %.0f %% of its throughput", 100*floodKeep),
 			strings.Join(parts, ", "), worst.kept() >= floodKeep})

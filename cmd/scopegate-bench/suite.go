@@ -209,6 +209,16 @@ func (s *suite) scenarios(t *tokenSets) []*scenario {
 				return &Mix{Requests: orders(RoundRobin(t.hot.tokens), ExpectAllow),
 					Flood: &Flood{Rate: floodRate, Requests: orders(RoundRobin(t.kids.tokens), ExpectDeny)}}
 			}},
+		&scenario{ScenarioInfo: ScenarioInfo{Name: "floor-kid-flood", Group: groupDeny,
+			Title: "The floor beside the same flood",
+			Note: "the ceiling of the scenario above on this machine: the floor answers the flood without deciding anything, " +
+				"so what valid traffic loses here is the cost of 5,000 calls a second to the harness and to gRPC on the shared cores"},
+			floor: true, uses: []*tokenSet{t.hot, t.kids},
+			alone: hot,
+			mix: func(int) *Mix {
+				return &Mix{Requests: orders(RoundRobin(t.hot.tokens), ExpectAllow),
+					Flood: &Flood{Rate: floodRate, Requests: orders(RoundRobin(t.kids.tokens), ExpectAny)}}
+			}},
 	)
 	for _, n := range []int{10, 1_000, 10_000} {
 		scs = append(scs, &scenario{
