@@ -300,3 +300,27 @@ func TestServeReloadsThePolicy(t *testing.T) {
 	}
 	waitUntil("reload on SIGHUP", func(s status) bool { return s.ReloadsOK == 3 && s.Version == next.Version })
 }
+
+func TestProfilesAreServedOnlyWhenAskedFor(t *testing.T) {
+	p, err := policy.Parse("policy.yaml", []byte(generation(0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := newPolicyState(authz.New(p, grants{}, authz.Options{}), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, tt := range []struct {
+		pprof bool
+		want  int
+	}{{false, http.StatusNotFound}, {true, http.StatusOK}} {
+		var draining atomic.Bool
+		srv := httptest.NewServer(adminMux(&verifier{}, &draining, ps, tt.pprof))
+		resp, err := http.Get(srv.URL + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		srv.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("with pprof %v: /debug/pprof/goroutine = %d, want %d", tt.pprof, resp.StatusCode, tt.want)
+		}
+	}
+}
