@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -33,7 +34,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/envoy"
+	"github.com/scopegate/scopegate/internal/config"
 	"github.com/scopegate/scopegate/internal/testutil"
 	"github.com/scopegate/scopegate/policy"
 )
@@ -279,14 +282,18 @@ policy: { file: policy.yaml }
 		}
 	}
 
+	// The audit log writes its lines within auditFlushAfter.
 	var audit []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(s.stdout.String()))
-	for sc.Scan() {
-		var line map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			t.Fatalf("audit line is not JSON: %v: %s", err, sc.Text())
+	for deadline := time.Now().Add(5 * time.Second); len(audit) < 7 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		audit = nil
+		sc := bufio.NewScanner(strings.NewReader(s.stdout.String()))
+		for sc.Scan() {
+			var line map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+				t.Fatalf("audit line is not JSON: %v: %s", err, sc.Text())
+			}
+			audit = append(audit, line)
 		}
-		audit = append(audit, line)
 	}
 	if len(audit) != 7 {
 		t.Fatalf("%d audit lines for 7 checks:\n%s", len(audit), s.stdout.String())
@@ -486,5 +493,24 @@ tls: { cert_file: tls.crt, key_file: tls.key, client_ca_file: ca.crt }
 	_, mfs := scrapeMetrics(t, s.admin)
 	if got, want := sample(mfs, "scopegate_tls_certificate_expiry_timestamp_seconds"), float64(leaf.NotAfter.Unix()); got != want {
 		t.Errorf("certificate expiry %v, want the server certificate's, %v", got, want)
+	}
+}
+
+func TestOpsCloseWritesTheAuditLinesThatWait(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "audit.log")
+	o, err := newOps(&config.Config{Audit: config.Audit{Output: file}}, io.Discard, io.Discard, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.observe(&authz.Request{Path: "/orders/1"}, &authz.Decision{Status: 401, Reason: authz.ReasonTokenMissing}, 0)
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"reason":"token_missing"`) || strings.Count(string(b), "\n") != 1 {
+		t.Fatalf("audit log after Close: %q, want the deny's line", b)
 	}
 }

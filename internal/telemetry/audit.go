@@ -34,9 +34,14 @@ const tokenIDLen = 16
 // fixed order. Audit encodes it itself, without allocating, as slog
 // cannot.
 type Audit struct {
-	mu        sync.Mutex // serializes the writes to w, so lines do not interleave
-	w         io.Writer
-	allowRate float64
+	allowRate  float64
+	flushAfter time.Duration
+
+	mu       sync.Mutex // serializes the writes to w, so lines do not interleave; guards what follows
+	w        io.Writer
+	buffered bool        // whether lines wait in pending; false once closed
+	pending  []byte      // whole lines not yet written
+	flush    *time.Timer // writes pending; armed while lines wait
 }
 
 // NewAudit returns an Audit that writes to w every deny, would-be deny
@@ -45,6 +50,21 @@ type Audit struct {
 func NewAudit(w io.Writer, allowSampleRate float64) *Audit {
 	return &Audit{w: w, allowRate: allowSampleRate}
 }
+
+// NewBufferedAudit returns an Audit as NewAudit does, but one that holds
+// lines and writes them together, which saves a system call a line when w
+// is a file or a pipe: no line waits longer than flushAfter, and Close
+// writes those that wait. A call of w.Write carries whole lines, at most
+// 4 KiB of them, but for a longer line, which is written alone.
+func NewBufferedAudit(w io.Writer, allowSampleRate float64, flushAfter time.Duration) *Audit {
+	return &Audit{w: w, allowRate: allowSampleRate, flushAfter: flushAfter, buffered: true, pending: make([]byte, 0, pipeBuf)}
+}
+
+// pipeBuf is PIPE_BUF on Linux: what one write to a pipe puts in it
+// whole, whatever else writes to the pipe. A buffered Audit writes no
+// more at once, so that its lines reach a pipe, such as stdout under a
+// container runtime or a shell's 2>&1, whole, as they did one at a time.
+const pipeBuf = 4096
 
 // lineBufs holds the buffers that lines are encoded in, so that writing a
 // line allocates nothing.
@@ -66,15 +86,75 @@ func (a *Audit) Record(r *authz.Request, d *authz.Decision, took time.Duration) 
 	}
 	p := lineBufs.Get().(*[]byte)
 	b := appendLine((*p)[:0], time.Now(), r, d, took)
-	a.mu.Lock()
-	// As with slog, a failed write is not the check's concern: the line
-	// is lost and the check goes on.
-	a.w.Write(b)
-	a.mu.Unlock()
+	a.write(b)
 	if cap(b) <= maxPooledLine {
 		*p = b
 		lineBufs.Put(p)
 	}
+}
+
+// write writes line to w, or adds it to the lines waiting. As with slog,
+// a failed write is not the check's concern: the line is lost and the
+// check goes on.
+func (a *Audit) write(line []byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.buffered {
+		a.w.Write(line)
+		return
+	}
+	if len(a.pending)+len(line) > cap(a.pending) {
+		a.writePending()
+		if len(line) > cap(a.pending) {
+			a.w.Write(line)
+			return
+		}
+	}
+	if len(a.pending) == 0 {
+		if a.flush == nil {
+			a.flush = time.AfterFunc(a.flushAfter, a.flushPending)
+		} else {
+			a.flush.Reset(a.flushAfter)
+		}
+	}
+	a.pending = append(a.pending, line...)
+}
+
+// flushPending writes the lines waiting, if any.
+func (a *Audit) flushPending() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.writePending()
+}
+
+// writePending writes the lines waiting, if any. a.mu must be held.
+func (a *Audit) writePending() error {
+	if len(a.pending) == 0 {
+		return nil
+	}
+	_, err := a.w.Write(a.pending)
+	a.pending = a.pending[:0]
+	return err
+}
+
+// Close writes the lines that a buffered Audit holds; from then on, it
+// writes each line as it comes, as one from NewAudit does. It does not
+// close the writer. Close of an Audit from NewAudit, or of a nil one, does
+// nothing.
+func (a *Audit) Close() error {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.buffered {
+		return nil
+	}
+	a.buffered = false
+	if a.flush != nil {
+		a.flush.Stop()
+	}
+	return a.writePending()
 }
 
 // sampled reports whether d is to be written: every deny and would-be

@@ -2,6 +2,8 @@ package telemetry_test
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -38,6 +40,39 @@ func BenchmarkObserve(b *testing.B) {
 				for pb.Next() {
 					m.ObserveCheck(tt.d, 180*time.Microsecond)
 					a.Record(r, tt.d, 180*time.Microsecond)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkAuditToFile measures an audited deny written to a file, as
+// serve writes the audit log when audit.output names one: a Write a line,
+// and buffered, as serve does.
+func BenchmarkAuditToFile(b *testing.B) {
+	claims := &authz.Claims{Issuer: "https://idp.example.com", Subject: "svc", ClientID: "svc", Scopes: []string{"orders:read"}}
+	deny := &authz.Decision{Status: 403, Reason: authz.ReasonInsufficientScope, Route: "orders-create", Path: "/orders", PolicyVersion: "0123456789ab", Required: []string{"orders:write"}, Claims: claims}
+	tests := []struct {
+		name string
+		new  func(io.Writer) *telemetry.Audit
+	}{
+		{"unbuffered", func(w io.Writer) *telemetry.Audit { return telemetry.NewAudit(w, 0) }},
+		{"buffered", func(w io.Writer) *telemetry.Audit { return telemetry.NewBufferedAudit(w, 0, 100*time.Millisecond) }},
+	}
+	for _, tt := range tests {
+		b.Run(tt.name, func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "audit.log"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			a := tt.new(f)
+			defer a.Close()
+			r := request()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					a.Record(r, deny, 180*time.Microsecond)
 				}
 			})
 		})
