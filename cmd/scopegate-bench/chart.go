@@ -173,7 +173,7 @@ func (s svg) cpuPanel(x float64, r *Report) {
 		s.text(x-4, y+step/2+4, "end", "a", b.name)
 		s.text(scale(b.v)+3, y+step/2+4, "start", "a", strconv.FormatFloat(b.v, 'f', 1, 64))
 	}
-	if fl := r.result("floor", targetConcurrency); fl != nil && fl.Server != nil {
+	if fl := r.floor(targetConcurrency); fl != nil && fl.Server != nil {
 		fx := scale(fl.Server.CPUPerCheck)
 		s.line(fx, panelTop-6, fx, panelTop+panelHeight, "stroke:#d62728;stroke-dasharray:4 3")
 		s.text(fx, panelTop-9, "middle", "a", "floor")

@@ -170,3 +170,22 @@ func TestReportRoundTrip(t *testing.T) {
 		t.Errorf("read back a different report:\n%+v\n%+v", got, want)
 	}
 }
+
+func TestRatiosAreToTheMedianFloorPass(t *testing.T) {
+	r := &Report{}
+	for i, cpu := range []float64{25, 40, 27} {
+		r.Results = append(r.Results, &Result{Scenario: floorPasses[i], Concurrency: 16,
+			Stream: Stream{RPS: 30000 - cpu*100, Latency: Latency{P50: int64(cpu * 10), P99: int64(cpu * 100)}}, Server: &Usage{CPUPerCheck: cpu}})
+	}
+	fl := r.floor(16)
+	if fl == nil || cpuOf(fl) != 27 || fl.RPS != 27300 || fl.Latency.P50 != 270 || fl.Latency.P99 != 2700 {
+		t.Fatalf("floor = %+v, want the median pass: 27 µs, 27,300 checks/s, p50 270, p99 2700", fl)
+	}
+	r.Results = r.Results[:2]
+	if fl := r.floor(16); cpuOf(fl) != 32.5 {
+		t.Errorf("floor of two passes = %v µs, want their mean, 32.5", cpuOf(fl))
+	}
+	if r.floor(64) != nil {
+		t.Error("a floor at a concurrency never measured")
+	}
+}

@@ -268,6 +268,16 @@ func (s *suite) run(ctx context.Context, only []string) error {
 			return fmt.Errorf("no scenario %q", name)
 		}
 	}
+	// The floor is measured again after half the scenarios and at the end
+	// (see Report.floor).
+	floor := scs[0]
+	again := func(name, title string) *scenario {
+		sc := *floor
+		sc.Name, sc.Title = name, title
+		return &sc
+	}
+	scs = slices.Insert(scs, 1+len(scs)/2, again(floorPasses[1], "Floor, again after half the scenarios"))
+	scs = append(scs, again(floorPasses[2], "Floor, again at the end"))
 	for _, sc := range scs {
 		if err := s.mint(ctx, sc.uses); err != nil {
 			return err
