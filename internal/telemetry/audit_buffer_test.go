@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -116,25 +115,14 @@ func TestBufferedAuditWritesALineAtATime(t *testing.T) {
 	// Lines are written by the Records that fill the buffer and by the
 	// timer, which must not overlap either.
 	a := telemetry.NewBufferedAudit(&w, 1, time.Microsecond)
-	const writers, each = 8, 200
-	var wg sync.WaitGroup
-	for i := range writers {
-		wg.Go(func() {
-			r := request()
-			r.RequestID = strings.Repeat(string(rune('a'+i)), 100*i)
-			for range each {
-				a.Record(r, &authz.Decision{Status: 403, Reason: authz.ReasonNoRoute}, 0)
-			}
-		})
-	}
-	wg.Wait()
+	n := recordConcurrently(a)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if w.overlapped.Load() {
 		t.Error("two writes overlapped")
 	}
-	if n := len(requestIDs(t, w.written())); n != writers*each {
-		t.Fatalf("%d lines written, want %d", n, writers*each)
+	if got := len(requestIDs(t, w.written())); got != n {
+		t.Fatalf("%d lines written, want %d", got, n)
 	}
 }

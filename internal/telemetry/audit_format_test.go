@@ -279,9 +279,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestAuditWritesALineAtATime(t *testing.T) {
-	var w lineWriter
-	a := telemetry.NewAudit(&w, 1)
+// recordConcurrently records denies from several goroutines at once, with
+// request ids of different lengths, and returns how many it recorded.
+func recordConcurrently(a *telemetry.Audit) int {
 	const writers, each = 8, 200
 	var wg sync.WaitGroup
 	for i := range writers {
@@ -294,11 +294,17 @@ func TestAuditWritesALineAtATime(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	return writers * each
+}
+
+func TestAuditWritesALineAtATime(t *testing.T) {
+	var w lineWriter
+	n := recordConcurrently(telemetry.NewAudit(&w, 1))
 	if w.overlapped.Load() {
 		t.Error("two writes overlapped")
 	}
-	if len(w.writes) != writers*each {
-		t.Fatalf("%d writes for %d lines", len(w.writes), writers*each)
+	if len(w.writes) != n {
+		t.Fatalf("%d writes for %d lines", len(w.writes), n)
 	}
 	for _, s := range w.writes {
 		if strings.Count(s, "\n") != 1 || !strings.HasSuffix(s, "\n") || !json.Valid([]byte(s)) {
