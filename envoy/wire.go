@@ -2,7 +2,6 @@ package envoy
 
 import (
 	"strconv"
-	"strings"
 	"unicode/utf8"
 	"unsafe"
 
@@ -121,13 +120,32 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // headers are the request headers a decision reads.
 type headers struct {
-	authorization, requestID, authority, method, path string
+	authorization, requestID, authority, method, path header
+}
+
+// header is one request header as read so far.
+type header struct {
+	value string
+	seen  bool
+	// joined holds the values of a repeated header, joined: appended to
+	// in place, so that many repeats cost their length, not its square.
+	joined []byte
+}
+
+// get returns the header's value, repeats joined.
+func (h *header) get() string {
+	if h.joined != nil {
+		return str(h.joined)
+	}
+	return h.value
 }
 
 // set sets the header name, in lower case, to v, or, with join, appends
-// v to it after a ",", as Envoy joins repeated headers.
+// v to it after a ",", as Envoy joins repeated headers: an empty first
+// value still counts, so that two authorization headers never pass for
+// one.
 func (h *headers) set(name, v string, join bool) {
-	var p *string
+	var p *header
 	switch name {
 	case "authorization":
 		p = &h.authorization
@@ -142,18 +160,31 @@ func (h *headers) set(name, v string, join bool) {
 	default:
 		return
 	}
-	if join && *p != "" {
-		v = *p + "," + v
+	switch {
+	case !join || !p.seen:
+		p.value, p.seen, p.joined = v, true, nil
+	case p.joined == nil:
+		p.joined = append(append(append([]byte(nil), p.value...), ','), v...)
+	default:
+		p.joined = append(append(p.joined, ','), v...)
 	}
-	*p = v
 }
 
-// lower returns name in lower case, without allocating for a name that
-// is already lower case.
+// lower returns name in lower case, ASCII letters only, as Envoy and
+// HTTP servers compare header names: a name with other letters whose
+// Unicode lower case is ASCII (the dotted İ) is another header upstream,
+// so it must not be read as one of these. It does not allocate for a
+// name that is already lower case.
 func lower(name string) string {
 	for i := 0; i < len(name); i++ {
-		if c := name[i]; 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf {
-			return strings.ToLower(name)
+		if c := name[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(name)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return name
@@ -188,7 +219,7 @@ func decodeCheck(msg []byte) (r authz.Request, bad string) {
 	if !c.mapEntries && c.headerMap {
 		h = &c.fromList
 	}
-	r = authz.Request{Method: c.method, Host: c.host, Path: c.path, Authorization: h.authorization, RequestID: h.requestID}
+	r = authz.Request{Method: c.method, Host: c.host, Path: c.path, Authorization: h.authorization.get(), RequestID: h.requestID.get()}
 	if c.peerIsSocket {
 		r.Peer = c.peerAddr + ":" + strconv.FormatUint(c.peerPort, 10)
 	}
@@ -196,13 +227,13 @@ func decodeCheck(msg []byte) (r authz.Request, bad string) {
 		return r, "the check request carries no HTTP attributes"
 	}
 	if r.Host == "" {
-		r.Host = h.authority
+		r.Host = h.authority.get()
 	}
 	if r.Method == "" {
-		r.Method = h.method
+		r.Method = h.method.get()
 	}
 	if r.Path == "" {
-		r.Path = h.path
+		r.Path = h.path.get()
 	}
 	// Protobuf strings are UTF-8, which proto.Unmarshal enforces by
 	// failing the whole call: a failed call is what failure_mode_allow

@@ -38,7 +38,14 @@ func want(req *authv3.CheckRequest) (r authz.Request, ok bool) {
 	if len(header) == 0 && h.GetHeaderMap() != nil {
 		header = map[string]string{}
 		for _, hv := range h.GetHeaderMap().GetHeaders() {
-			k, v := strings.ToLower(hv.GetKey()), hv.GetValue()
+			// Envoy compares header names by ASCII case only.
+			k := strings.Map(func(r rune) rune {
+				if 'A' <= r && r <= 'Z' {
+					return r + 'a' - 'A'
+				}
+				return r
+			}, hv.GetKey())
+			v := hv.GetValue()
 			if v == "" {
 				v = string(hv.GetRawValue())
 			}
@@ -114,7 +121,9 @@ func TestDecodeCheckReadsWhatProtoUnmarshalReads(t *testing.T) {
 		{"repeated authorization in the list is joined", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
 			Method: "GET", HeaderMap: rawHeaders("authorization", "Bearer a", "Authorization", "Bearer b")})}},
 		{"list names in any case", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
-			Method: "GET", HeaderMap: rawHeaders("AUTHORIZATION", "Bearer a", "X-Request-ID", "r", "authoriſation", "Bearer s")})}},
+			Method: "GET", HeaderMap: rawHeaders("AUTHORIZATION", "Bearer a", "X-Request-ID", "r", "authoriſation", "Bearer s", "authorİzation", "Bearer i")})}},
+		{"an empty first authorization still counts", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
+			Method: "GET", HeaderMap: rawHeaders("authorization", "", "authorization", "Bearer b")})}},
 		{"list value beats raw value", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
 			Method: "GET", HeaderMap: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
 				{Key: "authorization", Value: "Bearer v", RawValue: []byte("Bearer raw")}}}})}},
@@ -199,6 +208,7 @@ func marshalInvalidUTF8(t *testing.T, num protowire.Number) []byte {
 func FuzzDecodeCheck(f *testing.F) {
 	f.Add(marshal(f, CheckRequest("GET", "api.example.com", "/orders/1", map[string]string{"authorization": "Bearer t"})))
 	f.Add(marshal(f, httpRequest(&authv3.AttributeContext_HttpRequest{HeaderMap: rawHeaders("Authorization", "Bearer a", "authorization", "b")})))
+	f.Add(marshal(f, httpRequest(&authv3.AttributeContext_HttpRequest{HeaderMap: rawHeaders("authorization", "", "AUTHORİZATİON", "b", "authorization", "c")})))
 	f.Add(marshal(f, peerAt(socket("10.0.0.1", 80)), peerAt(&corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/s"}}})))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		got, bad := decodeCheck(msg)
