@@ -237,9 +237,9 @@ func decodeCheck(msg []byte) (r authz.Request, bad string) {
 	}
 	// Protobuf strings are UTF-8, which proto.Unmarshal enforces by
 	// failing the whole call: a failed call is what failure_mode_allow
-	// lets through, so scopegate denies instead.
-	// The authorization header may be a raw value, and is checked as a
-	// bearer token.
+	// lets through, so scopegate denies instead. The authorization
+	// header, which may come as a raw value, is left to the bearer token
+	// check.
 	if !utf8.ValidString(r.Method) || !utf8.ValidString(r.Host) || !utf8.ValidString(r.Path) {
 		return r, "the check request carries a method, host or path that is not UTF-8"
 	}
