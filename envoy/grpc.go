@@ -95,27 +95,30 @@ const responseSize = 512
 // check answers the CheckRequest encoded in msg with the encoding of its
 // CheckResponse.
 func (s *Server) check(ctx context.Context, msg []byte) (resp []byte) {
+	b := make([]byte, 0, responseSize)
 	defer func() {
 		// decide recovers from panics while deciding; this one catches
 		// any while reading or answering, so that the answer is a deny.
 		if p := recover(); p != nil {
-			s.logger().Error("check panicked; denying", "panic", p)
-			resp = appendDenied(make([]byte, 0, responseSize), s.Authorizer, internalError(s.Authorizer))
+			logPanic(s.Logger, p)
+			resp = appendDenied(b[:0], s.Authorizer, internalError(s.Authorizer))
 		}
 	}()
 	r, bad := decodeCheck(msg)
 	d := check(ctx, s.Authorizer, s.Observe, s.Logger, &r, bad)
 	if d.Allow {
-		return appendOK(make([]byte, 0, responseSize), s.Authorizer, &d)
+		return appendOK(b, s.Authorizer, &d)
 	}
-	return appendDenied(make([]byte, 0, responseSize), s.Authorizer, &d)
+	return appendDenied(b, s.Authorizer, &d)
 }
 
-func (s *Server) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.Default()
+// logPanic logs the panic p of a check that is denied for it, to log or
+// else to the default logger.
+func logPanic(log *slog.Logger, p any) {
+	if log == nil {
+		log = slog.Default()
 	}
-	return s.Logger
+	log.Error("check panicked; denying", "panic", p)
 }
 
 // internalError is the deny of a check that failed inside scopegate.
@@ -144,10 +147,7 @@ func check(ctx context.Context, a *authz.Authorizer, observe Observer, log *slog
 func decide(ctx context.Context, a *authz.Authorizer, log *slog.Logger, r *authz.Request, bad string) (d authz.Decision) {
 	defer func() {
 		if p := recover(); p != nil {
-			if log == nil {
-				log = slog.Default()
-			}
-			log.Error("check panicked; denying", "panic", p)
+			logPanic(log, p)
 			d = *internalError(a)
 		}
 	}()
