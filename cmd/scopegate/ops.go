@@ -158,9 +158,14 @@ func (o *ops) adminHandler(next http.Handler) http.Handler {
 	return mux
 }
 
-// warnPlaintext warns of every ext_authz listener that serves tokens in
-// the clear beyond this host.
-func (o *ops) warnPlaintext(cfg *config.Config, logger *slog.Logger) {
+// warnExposed warns of every ext_authz listener that serves tokens in the
+// clear beyond this host, and of an admin listener beyond it: the admin
+// endpoints have no authentication and tell anyone who asks the policy,
+// the metrics and, with --pprof, the process's memory.
+func (o *ops) warnExposed(cfg *config.Config, logger *slog.Logger) {
+	if !isLoopback(cfg.Listen.Admin) {
+		logger.Warn("serving the admin endpoints on a non-loopback address: they have no authentication; keep them to the pod or host network", "addr", cfg.Listen.Admin)
+	}
 	if o.tls != nil {
 		return
 	}

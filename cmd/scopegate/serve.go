@@ -119,7 +119,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "scopegate serve: listen.admin: %v\n", err)
 		return 1
 	}
-	o.warnPlaintext(cfg, logger)
+	o.warnExposed(cfg, logger)
 
 	g := grpc.NewServer(o.grpcOptions()...)
 	(&envoy.Server{Authorizer: a, Observe: o.observe, Logger: logger}).Register(g)
