@@ -93,13 +93,14 @@ Get a token with the client-credentials grant:
 
   TOKEN=$(curl -s -u %[3]s:%[4]s -d grant_type=client_credentials %[2]s/dev/token | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
 
-Ask scopegate as Envoy would. This one is allowed (orders:read):
+Ask scopegate as Envoy would, with scopegate on your PATH (make build, then
+export PATH=$PWD/bin:$PATH). This one is allowed (orders:read):
 
-  go run ./cmd/scopegate check --addr %[1]s --method GET --path /orders/42 --token "$TOKEN"
+  scopegate check --addr %[1]s --method GET --path /orders/42 --token "$TOKEN"
 
 and this one is denied with 403 insufficient_scope (it needs orders:write):
 
-  go run ./cmd/scopegate check --addr %[1]s --method POST --path /orders --token "$TOKEN"
+  scopegate check --addr %[1]s --method POST --path /orders --token "$TOKEN"
 
 `, grpcAddr, d.issuerURL, devClientID, d.secret)
 }
