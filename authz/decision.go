@@ -4,6 +4,7 @@ import (
 	"context"
 	"iter"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -73,32 +74,64 @@ type Authorizer struct {
 	verifier Verifier
 	realm    string
 	maxToken int
-	headers  HeaderNames
-	// owned lists every identity header scopegate sets, so that callers
-	// cannot send their own values of them upstream.
-	owned []string
+	// identity lists every identity header scopegate sets or removes
+	// upstream, so that callers cannot send their own values of them.
+	identity            []identityHeader
+	removeAuthorization bool
 }
 
 // New returns an Authorizer that decides against p with tokens checked by v.
 func New(p *policy.Policy, v Verifier, opts Options) *Authorizer {
-	a := &Authorizer{verifier: v, realm: opts.Realm, maxToken: opts.MaxTokenSize, headers: opts.Headers}
+	a := &Authorizer{verifier: v, realm: opts.Realm, maxToken: opts.MaxTokenSize,
+		identity: opts.Headers.identity(), removeAuthorization: opts.Headers.RemoveAuthorization}
 	if a.realm == "" {
 		a.realm = "scopegate"
 	}
 	if a.maxToken <= 0 {
 		a.maxToken = DefaultMaxTokenSize
 	}
-	h := &a.headers
-	h.ClientID = headerOr(h.ClientID, "x-scopegate-client-id")
-	h.Subject = headerOr(h.Subject, "x-scopegate-subject")
-	h.Scopes = headerOr(h.Scopes, "x-scopegate-scopes")
-	h.Issuer = headerOr(h.Issuer, "x-scopegate-issuer")
-	a.owned = []string{h.ClientID, h.Subject, h.Scopes, h.Issuer}
-	for _, name := range h.Claims {
-		a.owned = append(a.owned, strings.ToLower(name))
-	}
 	a.policy.Store(p)
 	return a
+}
+
+// identityHeader is one header that carries the caller's identity
+// upstream: its name, lower case, and the claims' value of it.
+type identityHeader struct {
+	name  string
+	value func(*Claims) string
+}
+
+// identity returns the identity headers that h names, the default names
+// in place of empty ones: the client id, subject, scopes and issuer
+// headers, then the claim headers in the order of their names. It is the
+// one list of what scopegate sets upstream; Names and Upstream read it.
+func (h HeaderNames) identity() []identityHeader {
+	ids := []identityHeader{
+		{headerOr(h.ClientID, "x-scopegate-client-id"), func(c *Claims) string { return c.ClientID }},
+		{headerOr(h.Subject, "x-scopegate-subject"), func(c *Claims) string { return c.Subject }},
+		{headerOr(h.Scopes, "x-scopegate-scopes"), func(c *Claims) string { return strings.Join(c.Scopes, " ") }},
+		{headerOr(h.Issuer, "x-scopegate-issuer"), func(c *Claims) string { return c.Issuer }},
+	}
+	fixed := len(ids)
+	for claim, name := range h.Claims {
+		ids = append(ids, identityHeader{strings.ToLower(name), func(c *Claims) string { return c.Extra[claim] }})
+	}
+	slices.SortFunc(ids[fixed:], func(a, b identityHeader) int { return strings.Compare(a.name, b.name) })
+	return ids
+}
+
+// Names returns the names, lower case, of every identity header that an
+// Authorizer with h sets or removes upstream: the headers a proxy must
+// overwrite or clear, so that a caller cannot send its own values of them.
+// The authorization header that RemoveAuthorization strips is not one of
+// them.
+func (h HeaderNames) Names() []string {
+	ids := h.identity()
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = id.name
+	}
+	return names
 }
 
 func headerOr(name, def string) string {
@@ -373,26 +406,17 @@ var b64tokenChar = func() (t [256]bool) {
 // or removed, so none can be spoofed.
 func (a *Authorizer) Upstream(d *Decision) iter.Seq2[string, string] {
 	return func(yield func(name, value string) bool) {
-		h := &a.headers
 		c := d.Claims
-		if c == nil {
-			for _, name := range a.owned {
-				if !yield(name, "") {
-					return
-				}
+		for _, id := range a.identity {
+			var v string
+			if c != nil {
+				v = id.value(c)
 			}
-		} else {
-			if !yield(h.ClientID, c.ClientID) || !yield(h.Subject, c.Subject) ||
-				!yield(h.Scopes, strings.Join(c.Scopes, " ")) || !yield(h.Issuer, c.Issuer) {
+			if !yield(id.name, v) {
 				return
 			}
-			for claim, name := range h.Claims {
-				if !yield(strings.ToLower(name), c.Extra[claim]) {
-					return
-				}
-			}
 		}
-		if h.RemoveAuthorization {
+		if a.removeAuthorization {
 			yield("authorization", "")
 		}
 	}

@@ -1,9 +1,11 @@
 package envoy
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/scopegate/scopegate/authz"
 )
@@ -38,11 +40,26 @@ const headersToRemove = "x-envoy-auth-headers-to-remove"
 // body. A request that does not say what the original request was is
 // denied with 400 bad_request, and any other path is 404: a proxy that is
 // not set up right fails closed.
+//
+// Every check is answered within Timeout. Over HTTP, unlike gRPC, a proxy
+// sends no deadline with its request, yet gives up on its own: an answer
+// after the proxy's timeout is a failure that the proxy's failure mode
+// decides. A provider too slow for Timeout ends in a deny that arrives in
+// time.
 type HTTPServer struct {
 	Authorizer *authz.Authorizer
 	Observe    Observer // may be nil
 	Logger     *slog.Logger
+	// Timeout bounds each check; zero means DefaultHTTPCheckTimeout. Keep
+	// it below the timeout of every proxy that calls the server.
+	Timeout time.Duration
 }
+
+// DefaultHTTPCheckTimeout is the deadline of an HTTP check when
+// HTTPServer.Timeout is zero: below the 250 ms that docs/proxies.md
+// configures as Envoy's http_service timeout, with room for the answer to
+// travel.
+const DefaultHTTPCheckTimeout = 200 * time.Millisecond
 
 // proxy is one convention of passing the original request.
 type proxy int
@@ -68,7 +85,13 @@ func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, bad := original(p, r)
-	d := check(r.Context(), s.Authorizer, s.Observe, s.Logger, req, bad)
+	timeout := s.Timeout
+	if timeout <= 0 {
+		timeout = DefaultHTTPCheckTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	d := check(ctx, s.Authorizer, s.Observe, s.Logger, req, bad)
+	cancel()
 	h := w.Header()
 	if d.Allow {
 		var remove []string

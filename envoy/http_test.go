@@ -30,20 +30,30 @@ type httpHarness struct {
 // startHTTP serves testPolicy over HTTP, with tokens checked by v.
 func startHTTP(t *testing.T, opts authz.Options, v authz.Verifier) *httpHarness {
 	t.Helper()
+	return serveHTTP(t, &envoy.HTTPServer{Authorizer: authorizer(t, v, opts)})
+}
+
+// authorizer decides testPolicy with tokens checked by v.
+func authorizer(t *testing.T, v authz.Verifier, opts authz.Options) *authz.Authorizer {
+	t.Helper()
 	pol, err := policy.Parse("policy.yaml", []byte(testPolicy))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return authz.New(pol, v, opts)
+}
+
+// serveHTTP serves s on loopback, observing its checks.
+func serveHTTP(t *testing.T, s *envoy.HTTPServer) *httpHarness {
+	t.Helper()
 	h := &httpHarness{}
-	srv := httptest.NewServer(&envoy.HTTPServer{
-		Authorizer: authz.New(pol, v, opts),
-		Observe: func(r *authz.Request, d *authz.Decision, took time.Duration) {
-			h.mu.Lock()
-			h.last, h.d = r, *d
-			h.n++
-			h.mu.Unlock()
-		},
-	})
+	s.Observe = func(r *authz.Request, d *authz.Decision, took time.Duration) {
+		h.mu.Lock()
+		h.last, h.d = r, *d
+		h.n++
+		h.mu.Unlock()
+	}
+	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h
@@ -84,17 +94,24 @@ var conventions = []convention{
 // the server observed.
 func (h *httpHarness) do(t *testing.T, r *http.Request, headers map[string]string) answer {
 	t.Helper()
+	return h.doWithin(t, r, headers, 5*time.Second)
+}
+
+// doWithin is do, failing the test when the answer takes longer than
+// bound.
+func (h *httpHarness) doWithin(t *testing.T, r *http.Request, headers map[string]string, bound time.Duration) answer {
+	t.Helper()
 	for k, v := range headers {
 		r.Header.Set(k, v)
 	}
 	h.mu.Lock()
 	before := h.n
 	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	resp, err := http.DefaultClient.Do(r.WithContext(ctx))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("no answer within %v: %v", bound, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)

@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/envoy"
@@ -141,9 +142,25 @@ func (o *ops) collect(v *verifier, p *policy.Policy) {
 	o.metrics.PolicyLoaded(p.Version)
 }
 
-// grpcOptions returns the options of the gRPC listener: its TLS, if any.
+// grpcOptions returns the options of the gRPC listener: how long a client
+// may take to connect or stay idle, and its TLS, if any.
 func (o *ops) grpcOptions() []grpc.ServerOption {
-	opts := envoy.ServerOptions()
+	opts := append(envoy.ServerOptions(),
+		// gRPC's default gives a client two minutes to finish the TLS and
+		// HTTP/2 handshakes.
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			// Close a connection without checks for this long (Envoy
+			// connects again when it has one) and one whose peer is gone.
+			MaxConnectionIdle: 5 * time.Minute,
+			Time:              time.Minute,
+			Timeout:           20 * time.Second,
+		}),
+		// Envoy's HTTP/2 keepalive (connection_keepalive) may ping every
+		// few seconds, also between checks: gRPC's default policy would
+		// close the connection for it.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
 	if o.tls != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.tls.Config("h2"))))
 	}
@@ -176,24 +193,20 @@ func (o *ops) warnExposed(cfg *config.Config, logger *slog.Logger) {
 	}
 }
 
-// startHTTP serves the HTTP ext_authz listener at addr, over TLS if
-// configured, sending the error that ends it to errc. With no addr it
+// startHTTP serves the HTTP ext_authz listener at l.HTTP, over TLS if
+// configured, sending the error that ends it to errc. With no address it
 // does nothing and returns nil.
-func (o *ops) startHTTP(addr string, a *authz.Authorizer, logger *slog.Logger, errc chan<- error) (*http.Server, error) {
-	if addr == "" {
+func (o *ops) startHTTP(l config.Listen, a *authz.Authorizer, logger *slog.Logger, errc chan<- error) (*http.Server, error) {
+	if l.HTTP == "" {
 		return nil, nil
 	}
-	lis, err := net.Listen("tcp", addr)
+	lis, err := net.Listen("tcp", l.HTTP)
 	if err != nil {
 		return nil, fmt.Errorf("listen.http: %w", err)
 	}
-	srv := &http.Server{
-		Addr:              lis.Addr().String(),
-		Handler:           &envoy.HTTPServer{Authorizer: a, Observe: o.observe, Logger: logger},
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
+	h := &envoy.HTTPServer{Authorizer: a, Observe: o.observe, Logger: logger, Timeout: l.HTTPCheckTimeout}
+	srv := httpTimeouts(h.Timeout).server(h, logger)
+	srv.Addr = lis.Addr().String()
 	logger.Info("serving ext_authz over HTTP", "http", srv.Addr, "tls", o.tls != nil)
 	if o.tls == nil {
 		go func() { errc <- srv.Serve(lis) }()
@@ -202,6 +215,48 @@ func (o *ops) startHTTP(addr string, a *authz.Authorizer, logger *slog.Logger, e
 	srv.TLSConfig = o.tls.Config("h2", "http/1.1")
 	go func() { errc <- srv.ServeTLS(lis, "", "") }()
 	return srv, nil
+}
+
+// handshakeTimeout bounds how long a client of any listener may take to
+// connect: its TLS handshake, and the headers of its first request or its
+// HTTP/2 preface.
+const handshakeTimeout = 5 * time.Second
+
+// serverTimeouts bound how long a client may hold a connection of an HTTP
+// listener: to send the headers of a request, the whole request, to take
+// the answer, and between requests. None is ever unbounded: a client that
+// is slow or gone would otherwise hold its connection forever.
+type serverTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// httpTimeouts returns the timeouts of the HTTP ext_authz listener, whose
+// checks take at most check (zero: the default deadline). Proxies send
+// requests without a body, or with one they have already read.
+func httpTimeouts(check time.Duration) serverTimeouts {
+	if check <= 0 {
+		check = envoy.DefaultHTTPCheckTimeout
+	}
+	return serverTimeouts{readHeader: handshakeTimeout, read: 10 * time.Second, write: check + 10*time.Second, idle: 2 * time.Minute}
+}
+
+// adminTimeouts are the timeouts of the admin listener. Its answers are
+// written within the write timeout, which is long enough for the CPU
+// profile of --pprof: 30 seconds unless asked for longer, and pprof refuses
+// a profile that would not fit.
+var adminTimeouts = serverTimeouts{readHeader: handshakeTimeout, read: 10 * time.Second, write: 2 * time.Minute, idle: 2 * time.Minute}
+
+// server returns a server of h with the timeouts t, logging its errors
+// (a failed TLS handshake, say) to logger.
+func (t serverTimeouts) server(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 }
 
 // drainHTTP stops srv, if any, from taking new requests and waits for the

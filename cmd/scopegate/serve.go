@@ -133,10 +133,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}, logger)
 
 	var draining atomic.Bool
-	admin := &http.Server{Handler: o.adminHandler(adminMux(v, &draining, ps, *withPprof)), ReadHeaderTimeout: 5 * time.Second}
+	admin := adminTimeouts.server(o.adminHandler(adminMux(v, &draining, ps, *withPprof)), logger)
 
 	errc := make(chan error, 3)
-	httpSrv, err := o.startHTTP(cfg.Listen.HTTP, a, logger, errc)
+	httpSrv, err := o.startHTTP(cfg.Listen, a, logger, errc)
 	if err != nil {
 		fmt.Fprintf(stderr, "scopegate serve: %v\n", err)
 		return 1

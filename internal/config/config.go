@@ -56,6 +56,10 @@ type Listen struct {
 	// HTTP, when set, serves the same decisions over HTTP, for Envoy's
 	// http_service, nginx's auth_request and Traefik's forwardAuth.
 	HTTP string `yaml:"http"`
+	// HTTPCheckTimeout bounds each check of the HTTP listener, to which
+	// proxies send no deadline; keep it below the proxies' own timeouts.
+	// Zero means envoy.DefaultHTTPCheckTimeout, 200ms.
+	HTTPCheckTimeout time.Duration `yaml:"http_check_timeout"`
 }
 
 // Audit configures the audit log: one JSON line per decision.
@@ -132,6 +136,12 @@ func (c *Config) validate(f *yamlfile.File) error {
 		default:
 			taken[l.addr] = l.field
 		}
+	}
+	switch {
+	case c.Listen.HTTPCheckTimeout < 0:
+		errs = append(errs, f.Errorf("$.listen.http_check_timeout", "must not be negative"))
+	case c.Listen.HTTPCheckTimeout > 0 && c.Listen.HTTP == "":
+		errs = append(errs, f.Errorf("$.listen.http_check_timeout", "needs listen.http"))
 	}
 	if len(c.Issuers) == 0 && c.Introspection == nil {
 		errs = append(errs, f.Errorf("$.issuers", "at least one issuer, or introspection, is required"))
