@@ -209,7 +209,7 @@ func (r *RedisCache) Get(ctx context.Context, key [32]byte) (CachedToken, bool, 
 	if err != nil {
 		return CachedToken{}, false, fmt.Errorf("token cache: redis GET: %w", err)
 	}
-	if len(v) < sha256.Size+1 {
+	if len(v) < sha256.Size {
 		return CachedToken{}, false, nil
 	}
 	rec, sum := v[:len(v)-sha256.Size], v[len(v)-sha256.Size:]
@@ -224,10 +224,6 @@ func (r *RedisCache) Get(ctx context.Context, key [32]byte) (CachedToken, bool, 
 	case keys.previous != nil && hmac.Equal(mac(keys.previous, nil, k, rec), []byte(sum)):
 		graceEnd = keys.graceEnd
 	default:
-		return CachedToken{}, false, nil
-	}
-	// Another release's record, during a rollout.
-	if rec[0] != cachedTokenVersion {
 		return CachedToken{}, false, nil
 	}
 	t, err := parseCachedToken(rec)
