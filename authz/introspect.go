@@ -267,10 +267,9 @@ type IntrospectorOptions struct {
 type Introspector struct {
 	endpoint string
 	clientID string
-	// secret is the client secret, or, when it comes from a file,
-	// secretFile reads it afresh once the file changes.
-	secret     string
-	secretFile *fileSecret
+	// credential is the client secret in use, and the keys of the Redis
+	// records' MACs derived from it.
+	credential *clientSecret
 	post       bool // client_secret_post rather than client_secret_basic
 	timeout    time.Duration
 	client     *http.Client
@@ -312,11 +311,7 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 		return nil, errors.New("introspection: no endpoint: set endpoint or discover the provider's introspection_endpoint")
 	}
 	logger := cmp.Or(opts.Logger, slog.Default())
-	var secretFile *fileSecret
-	secret, err := readSecret(cfg.ClientSecretFile, cfg.ClientSecretEnv)
-	if err == nil && cfg.ClientSecretFile != "" {
-		secretFile, err = newFileSecret(cfg.ClientSecretFile, logger)
-	}
+	secret, err := newClientSecret(cfg.ClientSecretFile, cfg.ClientSecretEnv, logger)
 	if err != nil {
 		return nil, fmt.Errorf("introspection: client secret: %w", err)
 	}
@@ -325,8 +320,7 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 	in := &Introspector{
 		endpoint:   cfg.Endpoint,
 		clientID:   cfg.ClientID,
-		secret:     secret,
-		secretFile: secretFile,
+		credential: secret,
 		post:       cfg.AuthMethod == ClientSecretPost,
 		timeout:    cmp.Or(cfg.Timeout, DefaultIntrospectionTimeout),
 		client:     newIntrospectionClient(opts.HTTPClient, maxConcurrent),
@@ -357,15 +351,12 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 	in.l1 = NewMemoryCache(cfg.Cache.MaxEntries)
 	in.interned = newInterner()
 	if r := cfg.Cache.Redis; r != nil {
-		key, err := recordKey(secret)
-		if err != nil {
-			return nil, fmt.Errorf("introspection: cache: %w", err)
-		}
 		in.redis, err = r.NewClient()
 		if err != nil {
 			return nil, fmt.Errorf("introspection: cache: %w", err)
 		}
-		in.l2 = NewRedisCache(in.redis, providerNamespace(cfg.Endpoint, cfg.ClientID), key, r.Timeout)
+		keys := func() recordKeys { return secret.recordKeys(in.maxTTL) }
+		in.l2 = newRedisCache(in.redis, providerNamespace(cfg.Endpoint, cfg.ClientID), keys, r.Timeout)
 	}
 	return in, nil
 }
@@ -583,10 +574,7 @@ func (in *Introspector) redisFailed(err error) {
 func (in *Introspector) introspect(ctx context.Context, token string) (t CachedToken, failing bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, in.timeout)
 	defer cancel()
-	secret := in.secret
-	if in.secretFile != nil {
-		secret = in.secretFile.get()
-	}
+	secret := in.credential.get()
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
 	if in.post {
 		form.Set("client_id", in.clientID)

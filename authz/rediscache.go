@@ -3,7 +3,6 @@ package authz
 import (
 	"cmp"
 	"context"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -149,53 +148,54 @@ func providerNamespace(endpoint, client string) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// recordKey derives the key of the Redis records' MAC from the client
-// secret, which every instance asking the same provider as the same client
-// holds, and Redis never sees.
-func recordKey(clientSecret string) ([]byte, error) {
-	return hkdf.Key(sha256.New, []byte(clientSecret), nil, "scopegate token cache record", sha256.Size)
-}
-
 // RedisCache is the TokenCache tier in Redis, shared by every scopegate
 // instance. Each value is a compact binary record of the claims (see
 // appendCachedToken) followed by its HMAC-SHA256, and Redis expires it when
 // the answer goes stale. The MAC covers the key too: without the secret,
 // one who can write to Redis can neither forge an answer nor move a token's
-// answer to another token's key.
+// answer to another token's key. A value whose MAC is not that of a key in
+// use is a miss, not an error: another instance may have written it with
+// another client secret, mid-rotation, and the provider is asked instead.
 type RedisCache struct {
 	client    redis.UniversalClient
 	timeout   time.Duration
 	namespace string
-	secret    []byte
+	keys      func() recordKeys
 }
 
 // NewRedisCache returns a RedisCache on client whose keys are in namespace
-// and whose records are authenticated with secret; an Introspector's
-// namespace and secret are those of its provider and client. Every call is
+// and whose records are authenticated with secret. An Introspector's
+// namespace is that of its provider and client, and its secret is derived
+// from the client secret in use, following its rotations. Every call is
 // bounded by timeout, or DefaultRedisTimeout when timeout is not positive.
 func NewRedisCache(client redis.UniversalClient, namespace string, secret []byte, timeout time.Duration) *RedisCache {
+	keys := recordKeys{current: secret}
+	return newRedisCache(client, namespace, func() recordKeys { return keys }, timeout)
+}
+
+// newRedisCache returns a RedisCache whose records' MACs are under the
+// keys that keys returns at each call.
+func newRedisCache(client redis.UniversalClient, namespace string, keys func() recordKeys, timeout time.Duration) *RedisCache {
 	if timeout <= 0 {
 		timeout = DefaultRedisTimeout
 	}
-	return &RedisCache{client: client, timeout: timeout, namespace: namespace, secret: secret}
+	return &RedisCache{client: client, timeout: timeout, namespace: namespace, keys: keys}
 }
 
 func (r *RedisCache) key(key [32]byte) string {
 	return RedisKeyPrefix + r.namespace + ":" + hex.EncodeToString(key[:])
 }
 
-// mac appends to b the MAC of the record rec stored under the Redis key k.
-// The key's length goes first, so that no other key and record run
-// together into the same bytes.
-func (r *RedisCache) mac(b []byte, k, rec string) []byte {
-	m := hmac.New(sha256.New, r.secret)
+// mac appends to b the MAC under secret of the record rec stored under the
+// Redis key k. The key's length goes first, so that no other key and
+// record run together into the same bytes.
+func mac(secret, b []byte, k, rec string) []byte {
+	m := hmac.New(sha256.New, secret)
 	m.Write(binary.AppendUvarint(nil, uint64(len(k))))
 	m.Write([]byte(k))
 	m.Write([]byte(rec))
 	return m.Sum(b)
 }
-
-var errBadMAC = errors.New("the record's MAC does not match: written with another client secret, or forged")
 
 // Get returns the fresh entry for key, if any.
 func (r *RedisCache) Get(ctx context.Context, key [32]byte) (CachedToken, bool, error) {
@@ -210,11 +210,21 @@ func (r *RedisCache) Get(ctx context.Context, key [32]byte) (CachedToken, bool, 
 		return CachedToken{}, false, fmt.Errorf("token cache: redis GET: %w", err)
 	}
 	if len(v) < sha256.Size {
-		return CachedToken{}, false, fmt.Errorf("token cache: redis value: %w", errBadRecord)
+		return CachedToken{}, false, nil
 	}
 	rec, sum := v[:len(v)-sha256.Size], v[len(v)-sha256.Size:]
-	if !hmac.Equal(r.mac(nil, k, rec), []byte(sum)) {
-		return CachedToken{}, false, fmt.Errorf("token cache: redis value: %w", errBadMAC)
+	keys := r.keys()
+	// A record under the previous key was written before the rotation, or
+	// by an instance that has not read it yet, or forged with a leaked
+	// secret: it is taken only if it goes stale by the end of the grace,
+	// so that none outlives it here or in the memory tier.
+	var graceEnd time.Time
+	switch {
+	case hmac.Equal(mac(keys.current, nil, k, rec), []byte(sum)):
+	case keys.previous != nil && hmac.Equal(mac(keys.previous, nil, k, rec), []byte(sum)):
+		graceEnd = keys.graceEnd
+	default:
+		return CachedToken{}, false, nil
 	}
 	t, err := parseCachedToken(rec)
 	if err != nil {
@@ -222,7 +232,7 @@ func (r *RedisCache) Get(ctx context.Context, key [32]byte) (CachedToken, bool, 
 	}
 	// Until was set by whichever instance asked the provider; its clock
 	// may run behind this one.
-	if !time.Now().Before(t.Until) {
+	if !time.Now().Before(t.Until) || !graceEnd.IsZero() && t.Until.After(graceEnd) {
 		return CachedToken{}, false, nil
 	}
 	return t, true, nil
@@ -238,7 +248,7 @@ func (r *RedisCache) Set(ctx context.Context, key [32]byte, t CachedToken) error
 	defer cancel()
 	k := r.key(key)
 	rec := appendCachedToken(nil, t)
-	if err := r.client.Set(ctx, k, r.mac(rec, k, string(rec)), ttl).Err(); err != nil {
+	if err := r.client.Set(ctx, k, mac(r.keys().current, rec, k, string(rec)), ttl).Err(); err != nil {
 		return fmt.Errorf("token cache: redis SET: %w", err)
 	}
 	return nil

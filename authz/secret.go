@@ -1,6 +1,8 @@
 package authz
 
 import (
+	"crypto/hkdf"
+	"crypto/sha256"
 	"log/slog"
 	"os"
 	"sync"
@@ -10,55 +12,114 @@ import (
 // secretCheckInterval bounds how often a secret file is looked at again.
 const secretCheckInterval = time.Second
 
-// fileSecret is a secret read from a file and read again when the file
-// changes, so that a rotated secret (a Kubernetes Secret mount, say) is
-// used without a restart. A file that becomes unreadable or empty keeps
-// the last good secret in use.
-type fileSecret struct {
-	path string
+// clientSecret is the introspection client secret in use, and the keys of
+// the Redis records' MACs derived from it. A secret read from a file is
+// read again when the file changes, so that a rotated secret (a Kubernetes
+// Secret mount, say) is used without a restart, for the provider and for
+// the records alike; a file that becomes unreadable or empty keeps the last
+// good secret in use. A secret from the environment never changes.
+type clientSecret struct {
+	path string // empty for a secret from the environment
 	log  *slog.Logger
+	now  func() time.Time // the clock of rotations; tests set it
 
-	mu      sync.Mutex
-	value   string
-	mod     time.Time
-	size    int64
-	checked time.Time
+	mu            sync.Mutex
+	value         string
+	key, previous []byte    // of the records' MACs: see recordKeys
+	rotated       time.Time // when value replaced the secret of previous
+	mod           time.Time
+	size          int64
+	checked       time.Time
 }
 
-func newFileSecret(path string, log *slog.Logger) (*fileSecret, error) {
-	s := &fileSecret{path: path, log: log}
-	v, err := readSecret(path, "")
+// recordKeys are the keys of the Redis records' MACs: current, derived from
+// the secret in use, and during a rotation previous, derived from the
+// secret before it, for records that go stale by graceEnd.
+type recordKeys struct {
+	current, previous []byte
+	graceEnd          time.Time
+}
+
+// newClientSecret reads the secret held in file, or else in the
+// environment variable env.
+func newClientSecret(file, env string, log *slog.Logger) (*clientSecret, error) {
+	s := &clientSecret{path: file, log: log, now: time.Now}
+	v, err := readSecret(file, env)
 	if err != nil {
 		return nil, err
 	}
-	s.value = v
-	if fi, err := os.Stat(path); err == nil {
-		s.mod, s.size = fi.ModTime(), fi.Size()
+	if s.key, err = recordKey(v); err != nil {
+		return nil, err
 	}
-	s.checked = time.Now()
+	s.value = v
+	if file != "" {
+		if fi, err := os.Stat(file); err == nil {
+			s.mod, s.size = fi.ModTime(), fi.Size()
+		}
+	}
+	s.checked = s.now()
 	return s, nil
 }
 
-// get returns the secret, reading the file again if it changed since it
-// was last looked at, at most once every secretCheckInterval.
-func (s *fileSecret) get() string {
+// recordKey derives the key of the Redis records' MACs from the client
+// secret, which every instance asking the same provider as the same client
+// holds, and Redis never sees.
+func recordKey(clientSecret string) ([]byte, error) {
+	return hkdf.Key(sha256.New, []byte(clientSecret), nil, "scopegate token cache record", sha256.Size)
+}
+
+// get returns the secret in use.
+func (s *clientSecret) get() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
+	s.refresh()
+	return s.value
+}
+
+// recordKeys returns the keys of the records' MACs for the secret in use.
+// The previous key is returned for grace after the rotation was read: the
+// longest that a record written before it lives, and as long as one who
+// holds the previous, perhaps leaked, secret can forge a record.
+func (s *clientSecret) recordKeys(grace time.Duration) recordKeys {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refresh()
+	keys := recordKeys{current: s.key}
+	if end := s.rotated.Add(grace); s.previous != nil && s.now().Before(end) {
+		keys.previous, keys.graceEnd = s.previous, end
+	}
+	return keys
+}
+
+// refresh reads the file again if it changed since it was last looked at,
+// at most once every secretCheckInterval. A new secret makes the key of the
+// one in use the previous key.
+func (s *clientSecret) refresh() {
+	if s.path == "" {
+		return
+	}
+	now := s.now()
 	if now.Sub(s.checked) < secretCheckInterval {
-		return s.value
+		return
 	}
 	s.checked = now
 	fi, err := os.Stat(s.path)
 	if err != nil || (fi.ModTime().Equal(s.mod) && fi.Size() == s.size) {
-		return s.value
+		return
 	}
 	v, err := readSecret(s.path, "")
+	var key []byte
+	if err == nil && v != s.value {
+		key, err = recordKey(v)
+	}
 	if err != nil {
 		s.log.Warn("introspection: the client secret file changed but cannot be used; keeping the last good secret", "file", s.path, "err", err)
-		return s.value
+		return
 	}
-	s.value, s.mod, s.size = v, fi.ModTime(), fi.Size()
-	s.log.Info("introspection: read the rotated client secret", "file", s.path)
-	return s.value
+	s.mod, s.size = fi.ModTime(), fi.Size()
+	if v == s.value {
+		return
+	}
+	s.value, s.key, s.previous, s.rotated = v, key, s.key, now
+	s.log.Info("introspection: read the rotated client secret; Redis records under the previous one are accepted for at most the cache's max_ttl", "file", s.path)
 }

@@ -29,13 +29,13 @@ const (
 type IntrospectionServer struct {
 	URL          string // the endpoint
 	ClientID     string
-	ClientSecret string // the secret at start; see RotateSecret
+	ClientSecret string // the secret at start; see RotateSecret and AddSecret
 
 	srv   *httptest.Server
 	calls atomic.Int64
 
 	mu         sync.Mutex
-	secret     string
+	secrets    []string          // accepted
 	tokens     map[string][]byte // token → response body
 	authMethod string
 	delay      time.Duration
@@ -52,7 +52,7 @@ func NewIntrospectionServer(t testing.TB) *IntrospectionServer {
 		tokens:       map[string][]byte{},
 		authMethod:   "client_secret_basic",
 	}
-	s.secret = s.ClientSecret
+	s.secrets = []string{s.ClientSecret}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	s.URL = s.srv.URL + "/introspect"
 	t.Cleanup(s.srv.Close)
@@ -194,16 +194,29 @@ func (s *IntrospectionServer) authenticated(r *http.Request, method string) bool
 		return false
 	}
 	s.mu.Lock()
-	secret := s.secret
+	secrets := s.secrets
 	s.mu.Unlock()
-	return user == s.ClientID && subtle.ConstantTimeCompare([]byte(pass), []byte(secret)) == 1
+	known := false
+	for _, secret := range secrets {
+		known = subtle.ConstantTimeCompare([]byte(pass), []byte(secret)) == 1 || known
+	}
+	return user == s.ClientID && known
 }
 
 // RotateSecret makes the server accept only secret from now on.
 func (s *IntrospectionServer) RotateSecret(secret string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.secret = secret
+	s.secrets = []string{secret}
+}
+
+// AddSecret makes the server accept secret too, as providers do during a
+// rotation while their client's instances move from the old secret to the
+// new one; RotateSecret then retires the old.
+func (s *IntrospectionServer) AddSecret(secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.secrets = append(s.secrets[:len(s.secrets):len(s.secrets)], secret)
 }
 
 func writeIntrospectionJSON(w http.ResponseWriter, status int, body string) {
