@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -123,7 +124,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	g := grpc.NewServer(o.grpcOptions()...)
 	(&envoy.Server{Authorizer: a, Observe: o.observe, Logger: logger}).Register(g)
+	// Envoy's health check asks for the service named in its
+	// grpc_health_check.service_name, and Kubernetes' gRPC probe for
+	// "" unless told otherwise: both are served, and both turn
+	// NOT_SERVING when draining.
 	hs := health.NewServer()
+	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)
 
 	ps := newPolicyState(a, logger)
