@@ -10,7 +10,7 @@ COPY . .
 # the binary reports the commit Go recorded, if any.
 ARG VERSION=
 RUN CGO_ENABLED=0 go build -trimpath \
-    -ldflags="-s -w ${VERSION:+-X github.com/scopegate/scopegate/internal/buildinfo.version=${VERSION}}" \
+    -ldflags="-s -w ${VERSION:+-X github.com/scopegate/scopegate/internal/buildinfo.Version=${VERSION}}" \
     -o /out/scopegate ./cmd/scopegate
 
 FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab

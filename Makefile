@@ -10,8 +10,17 @@ export REDIS_ADDR ?= 127.0.0.1:6379
 
 test: redis-server vet unit fuzz e2e
 
+# build stamps the version (git describe) and the commit into the binary,
+# for `scopegate version` and scopegate_build_info. Without git, or outside
+# a clone, nothing is stamped and the binary says what the Go toolchain
+# recorded, or "unknown".
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+BUILDINFO := github.com/scopegate/scopegate/internal/buildinfo
+LDFLAGS := $(if $(VERSION),-X $(BUILDINFO).Version=$(VERSION)) $(if $(COMMIT),-X $(BUILDINFO).Commit=$(COMMIT))
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/scopegate ./cmd/scopegate
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/scopegate ./cmd/scopegate
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -47,12 +56,20 @@ redis-server:
 # The end-to-end suite runs the scopegate binary against a real Ory Hydra,
 # which it builds with cgo from e2e/hydra the first time and keeps in
 # e2e/hydra/bin. E2E=0 skips it on machines without a C compiler; CI never
-# sets it.
+# sets it. go test shows nothing of a passing run until it ends, so what is
+# about to take long is said here, before.
 .PHONY: e2e
 e2e:
 ifeq ($(E2E),0)
 	@echo "e2e: skipped because E2E=0: the end-to-end suite against Ory Hydra did not run"
 else
+	@v=$$(cd e2e/hydra && $(GO) list -m -f '{{.Version}}' github.com/ory/hydra/v2 2>/dev/null); \
+	if [ -n "$$v" ] && [ -x "e2e/hydra/bin/hydra-$$v" ]; then \
+		echo "e2e: reusing Ory Hydra $$v, built before, from e2e/hydra/bin/hydra-$$v"; \
+	else \
+		echo "e2e: building Ory Hydra $$v with cgo into e2e/hydra/bin (the first run takes about 2 minutes; later runs reuse it)"; \
+	fi; \
+	echo "e2e: running the end-to-end suite against Ory Hydra (go test -tags e2e ./e2e); it prints when it ends"
 	$(GO) test -tags e2e -count=1 ./e2e
 endif
 

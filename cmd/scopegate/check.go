@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -14,7 +16,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/scopegate/scopegate/envoy"
 )
@@ -33,50 +34,121 @@ func (h headerFlags) Set(s string) error {
 	return nil
 }
 
+const checkUsage = `Usage: scopegate check [flags]
+
+Send one CheckRequest, built as Envoy's ext_authz filter builds it, to a
+scopegate gRPC listener and print the decision. Exit 0 allow, 1 deny,
+2 error.
+`
+
 // check sends one CheckRequest built the way Envoy builds it and prints the
 // decision. Exit 0 allow, 1 deny, 2 error.
 func check(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = flagUsage(fs, checkUsage)
 	addr := fs.String("addr", "127.0.0.1:9001", "scopegate's gRPC address")
 	method := fs.String("method", "GET", "HTTP method")
 	path := fs.String("path", "/", "HTTP path, with query string if any")
 	host := fs.String("host", "localhost", "HTTP host (:authority)")
+	peer := fs.String("peer", "127.0.0.1:50000", "the request's source address, IP:PORT, as Envoy reports the downstream peer")
 	token := fs.String("token", "", "bearer token (visible in the process list: prefer --token-file)")
 	tokenFile := fs.String("token-file", "", "file holding the bearer token")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	headers := headerFlags{}
 	fs.Var(headers, "header", "extra request header K=V (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	var tf tlsFlags
+	tf.register(fs)
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "scopegate check: "+format+"\n", a...)
 		return 2
 	}
-	tok := *token
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q (flags only; see scopegate check -h)", fs.Arg(0))
+	}
+	source, err := netip.ParseAddrPort(*peer)
+	if err != nil {
+		return fail("--peer: want IP:PORT, such as 10.0.0.7:41234: %v", err)
+	}
+	creds, err := tf.credentials(fs)
+	if err != nil {
+		return fail("%v", err)
+	}
+	tok, from := strings.TrimSpace(*token), "--token"
 	if *tokenFile != "" {
+		if isSet(fs, "token") {
+			return fail("--token and --token-file exclude each other")
+		}
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "scopegate check: %v\n", err)
-			return 2
+			return fail("--token-file: %v", err)
 		}
-		tok = strings.TrimSpace(string(b))
+		tok, from = strings.TrimSpace(string(b)), "--token-file "+*tokenFile
+	}
+	if err := notJSON(tok); err != nil {
+		return fail("%s: %v", from, err)
 	}
 	if tok != "" {
 		headers["authorization"] = "Bearer " + tok
 	}
 
-	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
-		fmt.Fprintf(stderr, "scopegate check: %v\n", err)
-		return 2
+		return fail("%v", err)
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, envoy.CheckRequest(*method, *host, *path, headers))
+	req := envoy.CheckRequest(*method, *host, *path, headers)
+	req.Attributes.Source.Address = socketAddress(source)
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, req)
 	if err != nil {
-		fmt.Fprintf(stderr, "scopegate check: %s: %v\n", *addr, err)
-		return 2
+		return fail("%s: %v%s", *addr, err, tf.hint(err))
 	}
 	return printCheck(stdout, resp)
+}
+
+// isSet reports whether the flag name was given on the command line.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// socketAddress is a as Envoy puts a peer in a CheckRequest.
+func socketAddress(a netip.AddrPort) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address:       a.Addr().String(),
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(a.Port())},
+	}}}
+}
+
+// notJSON returns an error when tok is JSON rather than a token: what a
+// shell puts in $TOKEN when the token request fails and the error answer
+// is captured in place of the access token. A bearer token (RFC 6750's
+// b64token) never starts with '{', '[' or '"'. Only the answer's error and
+// error_description are shown: the rest could be anything, a whole token
+// response with its access_token included.
+func notJSON(tok string) error {
+	if tok == "" || !strings.ContainsRune(`{["`, rune(tok[0])) {
+		return nil
+	}
+	msg := "this is not a token; did the token request fail?"
+	var answer map[string]any
+	if json.Unmarshal([]byte(tok), &answer) != nil {
+		return errors.New(msg)
+	}
+	for _, k := range []string{"error", "error_description"} {
+		if v, ok := answer[k].(string); ok {
+			msg += fmt.Sprintf("\n  %s: %q", k, v)
+		}
+	}
+	if _, ok := answer["access_token"]; ok {
+		msg += "\n  it is a whole token response: pass its access_token alone"
+	}
+	return errors.New(msg)
 }
 
 func printCheck(w io.Writer, resp *authv3.CheckResponse) int {

@@ -22,15 +22,18 @@ not, 2 on a usage error.
 
 // configCmd runs `scopegate config check FILE`.
 func configCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && isHelp(args[0]) {
+		fmt.Fprint(stdout, configUsage)
+		return 0
+	}
 	if len(args) == 0 || args[0] != "check" {
 		fmt.Fprint(stderr, configUsage)
 		return 2
 	}
 	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, configUsage) }
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+	fs.Usage = func() { fmt.Fprint(fs.Output(), configUsage) }
+	if code, done := parseFlags(fs, args[1:], stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

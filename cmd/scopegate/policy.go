@@ -39,7 +39,8 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 		return policyTest(args[1:], stdout, stderr)
 	case "explain":
 		return policyExplain(args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
+	}
+	if isHelp(args[0]) {
 		fmt.Fprint(stdout, policyUsage)
 		return 0
 	}
@@ -47,20 +48,19 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func policyFlags(name string, stderr io.Writer, format *policytool.Format) *flag.FlagSet {
+func policyFlags(name string, format *policytool.Format) *flag.FlagSet {
 	fs := flag.NewFlagSet("policy "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), policyUsage) }
 	fs.Var(format, "format", "report format: text or json")
 	return fs
 }
 
 func policyCheck(args []string, stdout, stderr io.Writer) int {
 	var o policytool.CheckOptions
-	fs := policyFlags("check", stderr, &o.Format)
+	fs := policyFlags("check", &o.Format)
 	fs.BoolVar(&o.Strict, "strict", false, "fail on warnings too")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprint(stderr, "scopegate policy check: no FILE given\n\n"+policyUsage)
@@ -71,10 +71,10 @@ func policyCheck(args []string, stdout, stderr io.Writer) int {
 
 func policyTest(args []string, stdout, stderr io.Writer) int {
 	var o policytool.TestOptions
-	fs := policyFlags("test", stderr, &o.Format)
+	fs := policyFlags("test", &o.Format)
 	fs.StringVar(&o.JUnit, "junit", "", "also write a JUnit XML report to this file")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprint(stderr, "scopegate policy test: no POLICY given\n\n"+policyUsage)
@@ -90,7 +90,7 @@ func policyExplain(args []string, stdout, stderr io.Writer) int {
 		scopes   string
 		audience string
 	)
-	fs := policyFlags("explain", stderr, &format)
+	fs := policyFlags("explain", &format)
 	fs.StringVar(&q.Method, "method", "GET", "HTTP method")
 	fs.StringVar(&q.Path, "path", "", "HTTP path, as sent")
 	fs.StringVar(&q.Host, "host", "", "HTTP host (:authority)")
@@ -99,8 +99,8 @@ func policyExplain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&q.Issuer, "issuer", "", "the token's issuer (iss)")
 	fs.StringVar(&audience, "audience", "", "the token's audiences, comma-separated")
 	fs.BoolVar(&q.NoToken, "no-token", false, "explain a request without a token")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
 	}
 	if fs.NArg() != 1 || q.Path == "" {
 		fmt.Fprint(stderr, "scopegate policy explain: want --path and one POLICY\n\n"+policyUsage)

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -31,15 +32,15 @@ const drainTimeout = 10 * time.Second
 
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.Usage = flagUsage(fs, "Usage:\n  scopegate serve --config FILE [flags]\n  scopegate serve --dev [flags]\n\nServe Envoy ext_authz (gRPC, and HTTP with listen.http), with the admin\nendpoints on listen.admin.\n")
 	cfgFile := fs.String("config", "", "the configuration file")
 	dev := fs.Bool("dev", false, "serve a demo setup on loopback with a built-in token issuer")
 	grpcAddr := fs.String("grpc", "", "override listen.grpc")
 	adminAddr := fs.String("admin", "", "override listen.admin")
 	devIssuerAddr := fs.String("dev-issuer", "127.0.0.1:9003", "with --dev: the built-in issuer's address")
 	withPprof := fs.Bool("pprof", false, "serve Go's profiles at /debug/pprof/ on the admin listener")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, done := parseFlags(fs, args, stdout, stderr); done {
+		return code
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -123,7 +124,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	g := grpc.NewServer(o.grpcOptions()...)
 	(&envoy.Server{Authorizer: a, Observe: o.observe, Logger: logger}).Register(g)
+	// Envoy's health check asks for the service named in its
+	// grpc_health_check.service_name, and Kubernetes' gRPC probe for
+	// "" unless told otherwise: both are served, and both turn
+	// NOT_SERVING when draining.
 	hs := health.NewServer()
+	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)
 
 	ps := newPolicyState(a, logger)

@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"os"
+	"path/filepath"
 )
 
 // The JUnit XML schema as CI systems (Jenkins, GitLab, GitHub actions that
@@ -89,5 +90,10 @@ func writeJUnitFile(name string, r *TestReport) error {
 		return err
 	}
 	data = append([]byte(xml.Header), append(data, '\n')...)
+	// As pytest's --junitxml does: a report under reports/ needs no mkdir
+	// first in CI.
+	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+		return err
+	}
 	return os.WriteFile(name, data, 0o644)
 }

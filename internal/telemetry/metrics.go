@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/internal/buildinfo"
 	"github.com/scopegate/scopegate/policy"
 )
 
@@ -97,10 +98,23 @@ func NewMetrics() *Metrics {
 	m.reloads.WithLabelValues("failed")
 	m.reg.MustRegister(
 		m.checks, m.checkDuration, m.introspection, m.reloads, m.policy,
+		buildInfoGauge(buildinfo.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// buildInfoGauge is scopegate_build_info: 1, labelled with the build b,
+// so that a dashboard can tell which build each instance runs.
+func buildInfoGauge(b buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "scopegate_build_info",
+		Help:        "The build of scopegate that runs: 1, labelled with its version, commit and Go release.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "commit": b.Commit, "go_version": b.GoVersion},
+	})
+	g.Set(1)
+	return g
 }
 
 // Handler serves the metrics in the Prometheus exposition formats.
