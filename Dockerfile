@@ -6,11 +6,12 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# VERSION stamps `scopegate version` and scopegate_build_info; without it
-# the binary reports the commit Go recorded, if any.
+# VERSION and COMMIT stamp `scopegate version` and scopegate_build_info:
+# .git is not in the build context, so Go records no commit of its own.
 ARG VERSION=
+ARG COMMIT=
 RUN CGO_ENABLED=0 go build -trimpath \
-    -ldflags="-s -w ${VERSION:+-X github.com/scopegate/scopegate/internal/buildinfo.Version=${VERSION}}" \
+    -ldflags="-s -w ${VERSION:+-X github.com/scopegate/scopegate/internal/buildinfo.Version=${VERSION}} ${COMMIT:+-X github.com/scopegate/scopegate/internal/buildinfo.Commit=${COMMIT}}" \
     -o /out/scopegate ./cmd/scopegate
 
 FROM gcr.io/distroless/static-debian12:nonroot@sha256:afa5c872c891853ca7fcf1f12c3edb23f7eeef36189728842dd51042ff57f7ab
