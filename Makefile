@@ -34,6 +34,7 @@ unit:
 # run already replays.
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzNormalizePath$$' -fuzztime=$(FUZZTIME) ./policy
+	$(GO) test -run='^$$' -fuzz='^FuzzAuthority$$' -fuzztime=$(FUZZTIME) ./policy
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./policy
 	$(GO) test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZTIME) ./authz
 	$(GO) test -run='^$$' -fuzz='^FuzzBearer$$' -fuzztime=$(FUZZTIME) ./authz

@@ -156,7 +156,7 @@ func (a *Authorizer) Realm() string { return a.realm }
 // policy causes is allowed and marked WouldDeny.
 func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 	p := a.policy.Load()
-	d, route, decided := match(p, r)
+	d, route, decided := match(p, r, true)
 	if !decided {
 		token, reason, desc := bearer(r.Authorization, a.maxToken)
 		if reason != "" {
@@ -171,10 +171,12 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 // Decide decides r as Check does for a request whose bearer token verified
 // to claims, or that carries no token when claims is nil. It runs the code
 // Check runs once the token is verified, on the same policy, and needs no
-// Verifier: `scopegate policy test` decides its test cases with it.
+// Verifier: `scopegate policy test` decides its test cases with it. A
+// request without a host, which Check refuses, is matched against the
+// routes without hosts: a test case may leave the host out.
 func (a *Authorizer) Decide(r *Request, claims *Claims) Decision {
 	p := a.policy.Load()
-	d, route, decided := match(p, r)
+	d, route, decided := match(p, r, false)
 	if !decided {
 		if claims == nil {
 			_, reason, desc := bearer("", a.maxToken)
@@ -186,16 +188,27 @@ func (a *Authorizer) Decide(r *Request, claims *Claims) Decision {
 	return d.dryRun(p, route)
 }
 
-// match normalizes r's path and finds its route in p. It reports whether
-// that decides r without a token: a bad path, a deny or public route, or
-// no route under default: deny.
-func match(p *policy.Policy, r *Request) (d Decision, route *policy.Route, decided bool) {
+// match normalizes r's path, checks its authority and finds its route in
+// p. It reports whether that decides r without a token: a bad path, a bad
+// or, when needHost is set, missing host, a deny or public route, or no
+// route under default: deny.
+//
+// A request that says nothing of its host is refused rather than matched
+// against the routes without hosts: Envoy always sends one, and the
+// upstream may route a host-less request to any of its virtual hosts.
+func match(p *policy.Policy, r *Request, needHost bool) (d Decision, route *policy.Route, decided bool) {
 	d.PolicyVersion = p.Version
 	path, err := policy.NormalizePath(r.Path)
 	if err != nil {
 		return d.deny(http.StatusBadRequest, ReasonBadPath, "", "the request path is not allowed: "+err.Error()), nil, true
 	}
 	d.Path = path
+	switch host, _, err := policy.ParseAuthority(r.Host); {
+	case err != nil:
+		return d.deny(http.StatusBadRequest, ReasonBadRequest, "", "the request host is not allowed: "+err.Error()), nil, true
+	case host == "" && needHost:
+		return d.deny(http.StatusBadRequest, ReasonBadRequest, "", "the request carries no host"), nil, true
+	}
 	route = p.Match(r.Method, r.Host, path)
 	if route == nil {
 		if p.Default != policy.DefaultAuthenticated {

@@ -326,6 +326,7 @@ func TestAttackArbitraryBytesAreDecidedNeverErrors(t *testing.T) {
 		return appendMessage(b, attributesRequest, func(b []byte) []byte {
 			return appendMessage(b, requestHTTP, func(b []byte) []byte {
 				b = appendString(b, httpMethod, "GET")
+				b = appendString(b, httpHost, "api.example.com")
 				b = appendString(b, httpPath, "/orders/1")
 				b = appendString(b, 6, "\xff") // scheme, not read
 				return appendMessage(b, httpHeaders, func(b []byte) []byte {
@@ -342,6 +343,7 @@ func TestAttackArbitraryBytesAreDecidedNeverErrors(t *testing.T) {
 		return appendMessage(b, attributesRequest, func(b []byte) []byte {
 			return appendMessage(b, requestHTTP, func(b []byte) []byte {
 				b = appendString(b, httpMethod, "GET")
+				b = appendString(b, httpHost, "api.example.com")
 				b = appendString(b, httpPath, "/orders/1")
 				return appendMessage(b, httpHeaders, func(b []byte) []byte {
 					b = appendString(b, mapKey, "authorization")

@@ -143,9 +143,12 @@ func original(p proxy, r *http.Request) (req *authz.Request, bad string) {
 			req.Path, bad = single(r.Header, "X-Original-Uri")
 		}
 	case traefik:
-		req.Host = r.Header.Get("X-Forwarded-Host")
+		// Traefik always sends X-Forwarded-Host: without it, the host
+		// would be unknown, not any host.
 		if req.Method, bad = single(r.Header, "X-Forwarded-Method"); bad == "" {
-			req.Path, bad = single(r.Header, "X-Forwarded-Uri")
+			if req.Path, bad = single(r.Header, "X-Forwarded-Uri"); bad == "" {
+				req.Host, bad = single(r.Header, "X-Forwarded-Host")
+			}
 		}
 	}
 	return req, bad

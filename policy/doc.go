@@ -85,7 +85,8 @@
 // the same path and hosts that both list GET, make the policy invalid, so
 // that the order of the file never decides anything.
 //
-// Hosts are compared without case, port or trailing dot. A wildcard host
+// Hosts are compared without case, port or trailing dot, once
+// ParseAuthority has split the request's authority. A wildcard host
 // *.example.com matches a.example.com and a.b.example.com, not example.com,
 // as Envoy's virtual hosts do. Methods are compared without case, and a
 // route listing GET also matches HEAD unless it lists HEAD or another

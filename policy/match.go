@@ -235,7 +235,11 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-func (m *matcher) match(method, host, path string) *Route {
+func (m *matcher) match(method, authority, path string) *Route {
+	host, _, bad := splitAuthority(authority)
+	if bad.reason != "" {
+		return nil
+	}
 	id := m.methodIndex(method)
 	if len(m.exact)+len(m.wildcard) > 0 {
 		var buf [maxHostLen]byte
@@ -259,7 +263,11 @@ func (m *matcher) match(method, host, path string) *Route {
 	return m.anyHost.match(path, id)
 }
 
-func (m *matcher) matchAll(method, host, path string) []*Route {
+func (m *matcher) matchAll(method, authority, path string) []*Route {
+	host, _, bad := splitAuthority(authority)
+	if bad.reason != "" {
+		return nil
+	}
 	id := m.methodIndex(method)
 	var all []*Route
 	if h, ok := hostKey(nil, host); ok {
@@ -307,13 +315,11 @@ func (m *matcher) methodIndex(method string) int {
 	return -1
 }
 
-// hostKey appends to dst the form of a request's host that routes list:
-// lower case, without a port or a trailing dot. It reports false, and
-// appends nothing, for a host longer than any that routes can list.
+// hostKey appends to dst the form of a request's host, as splitAuthority
+// returns it, that routes list: lower case, without a trailing dot. It
+// reports false, and appends nothing, for a host longer than any that
+// routes can list.
 func hostKey(dst []byte, host string) ([]byte, bool) {
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && isPort(host[i+1:]) {
-		host = host[:i]
-	}
 	host = strings.TrimSuffix(host, ".")
 	if len(host) > maxHostLen {
 		return dst, false
@@ -360,15 +366,6 @@ func (s *suffixes) of(h []byte, n int) []byte {
 		return nil
 	}
 	return h[s.start[n]:]
-}
-
-func isPort(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // nextSegment splits the first segment off path, skipping empty segments.

@@ -14,7 +14,11 @@ var ErrBadPath = errors.New("bad request path")
 // NormalizePath returns the canonical form of a request path, the form that
 // Match expects. It:
 //
-//   - drops the query (from the first '?') and fragment (from the first '#');
+//   - drops the query (from the first '?');
+//   - rejects a raw '#' anywhere, query included: a request-target never
+//     carries a fragment, and upstreams that take '#' for a path byte
+//     would see "/public#/../admin" as "/admin" where a fragment cut
+//     leaves "/public"; an encoded %23 is a path byte and is kept;
 //   - rejects an empty path and one not starting with '/';
 //   - decodes percent-escapes of the characters RFC 3986 allows raw in a
 //     path segment (unreserved ALPHA DIGIT - . _ ~, the sub-delims
@@ -40,14 +44,17 @@ var ErrBadPath = errors.New("bad request path")
 // made would be wrong for some upstream, and that disagreement is exactly
 // what a bypass exploits.
 //
-// When the path without its query is already canonical, NormalizePath
-// returns it without allocating.
+// When the path without its query is already canonical and the query has
+// no '#', NormalizePath returns it without allocating.
 func NormalizePath(raw string) (string, error) {
 	if p, ok := canonical(raw); ok {
 		return p, nil
 	}
 	p := raw
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		if j := strings.IndexByte(p[i:], '#'); j >= 0 {
+			return "", badPath(raw, fmt.Sprintf("%s at byte %d", fragmentReason, i+j))
+		}
 		p = p[:i]
 	}
 	if p == "" {
@@ -140,6 +147,8 @@ func appendSegment(dst []byte, seg string) ([]byte, *segmentError) {
 			dst = append(dst, '%', upperHex[c>>4], upperHex[c&15])
 		case forbidden:
 			return dst, &segmentError{forbiddenReason(c, false), i}
+		case fragment:
+			return dst, &segmentError{fragmentReason, i}
 		case percent:
 			if i+2 >= len(seg) {
 				return dst, &segmentError{fmt.Sprintf("truncated escape %q", seg[i:]), i}
@@ -165,6 +174,9 @@ func appendSegment(dst []byte, seg string) ([]byte, *segmentError) {
 	return dst, nil
 }
 
+// fragmentReason is why a raw '#' is rejected.
+const fragmentReason = "raw '#', which no request-target carries"
+
 func forbiddenReason(c byte, encoded bool) string {
 	var what string
 	switch {
@@ -183,10 +195,11 @@ func forbiddenReason(c byte, encoded bool) string {
 	return what
 }
 
-// canonical returns raw without its query and fragment, and whether that
-// is a path NormalizePath would return unchanged: one starting with '/',
-// without empty segments but the last, dot segments, bytes that need
-// escaping or forbidden bytes, whose escapes are needed and upper-case.
+// canonical returns raw without its query, and whether that is a path
+// NormalizePath would return unchanged, from a raw without '#': one
+// starting with '/', without empty segments but the last, dot segments,
+// bytes that need escaping or forbidden bytes, whose escapes are needed
+// and upper-case.
 func canonical(raw string) (string, bool) {
 	if raw == "" || raw[0] != '/' {
 		return "", false
@@ -214,6 +227,9 @@ scan:
 			}
 			i += 2
 		case stop:
+			if strings.IndexByte(raw[i:], '#') >= 0 {
+				return "", false
+			}
 			break scan
 		default:
 			return "", false
@@ -233,7 +249,8 @@ const (
 	forbidden        // rejected
 	percent          // starts an escape
 	slash            // separates segments; never seen by appendSegment
-	stop             // '?' or '#': ends the path; never seen by appendSegment
+	stop             // '?': ends the path; never seen by appendSegment
+	fragment         // '#': rejected raw, kept as an escape
 )
 
 // class maps each byte to how a path treats it. RFC 3986 allows unreserved
@@ -254,8 +271,10 @@ var class = func() (t [256]uint8) {
 			t[c] = plain
 		case c == '%':
 			t[c] = percent
-		case c == '?' || c == '#':
+		case c == '?':
 			t[c] = stop
+		case c == '#':
+			t[c] = fragment
 		default:
 			t[c] = escape
 		}

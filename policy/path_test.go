@@ -16,7 +16,10 @@ var normalizeTests = []struct {
 	{"canonical_path_is_kept", "/orders/1/items", "/orders/1/items", ""},
 	{"root", "/", "/", ""},
 	{"query_is_dropped", "/orders?id=1&x=%zz", "/orders", ""},
-	{"fragment_is_dropped", "/orders#top", "/orders", ""},
+	{"raw_hash_is_rejected", "/orders#top", "", "raw '#', which no request-target carries at byte 7"},
+	{"bypass_hash_before_dot_dot", "/public#/../admin/x", "", "raw '#'"},
+	{"raw_hash_in_the_query_is_rejected", "/orders?a=1#/../admin", "", "raw '#', which no request-target carries at byte 11"},
+	{"encoded_hash_is_a_path_byte", "/a%23b/%23", "/a%23b/%23", ""},
 	{"encoded_question_mark_is_part_of_the_path", "/a%3fb", "/a%3Fb", ""},
 	{"empty_path_is_rejected", "", "", "empty path"},
 	{"query_alone_is_rejected", "?a=1", "", "empty path"},
@@ -115,7 +118,7 @@ func TestNormalizePathErrorQuotesAndShortensThePath(t *testing.T) {
 }
 
 func TestNormalizePathAllocations(t *testing.T) {
-	for _, p := range []string{"/", "/orders/123/items", "/a%20b/c%C3%A9/", "/x=1,y/@me:run", "/orders?id=1%zz;x", "/a/b/#c"} {
+	for _, p := range []string{"/", "/orders/123/items", "/a%20b/c%C3%A9/", "/x=1,y/@me:run", "/orders?id=1%zz;x", "/a/%23b"} {
 		if n := testing.AllocsPerRun(100, func() { NormalizePath(p) }); n != 0 {
 			t.Errorf("NormalizePath(%q), canonical but for its query, made %v allocations, want 0", p, n)
 		}
@@ -135,6 +138,7 @@ func FuzzNormalizePath(f *testing.F) {
 		"/%", "/%%", "/%2", "/%2e%2", "/a?/../b", "/a#/../b", "//..//..//", "/%7E%7e",
 		"/\xff\xfe", "/a/%2E%2E%2F", "/%252F", "/ä/ö/ü", "/x/./.%2e/./y/",
 		"/a;b", "/..;/x", "/%3b", "/%3A%40%2a%3d", "/%253B", "/a%3F%23%20",
+		"/public#/../admin/x", "/a?b#c", "/a%23/..#",
 	} {
 		f.Add(s)
 	}
@@ -145,6 +149,11 @@ func FuzzNormalizePath(f *testing.F) {
 				t.Fatalf("NormalizePath(%q): error %v does not wrap ErrBadPath", raw, err)
 			}
 			return
+		}
+		// A request-target carries no fragment: a '#' anywhere, the
+		// query included, is refused, never cut off.
+		if strings.Contains(raw, "#") {
+			t.Fatalf("NormalizePath(%q) = %q, accepted a raw '#'", raw, out)
 		}
 		if !strings.HasPrefix(out, "/") {
 			t.Fatalf("NormalizePath(%q) = %q, does not start with /", raw, out)

@@ -136,6 +136,16 @@ func parseHost(host string) (string, error) {
 	return name, nil
 }
 
+// isPort reports whether s is all digits, as a port after a host is.
+func isPort(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2), the
 // syntax of a method.
 func isToken(s string) bool {

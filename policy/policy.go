@@ -114,8 +114,11 @@ func Load(name string) (*Policy, error) {
 
 // Match returns the route that decides a request, or nil when no route
 // matches. path must be normalized by NormalizePath; method and host are
-// taken as sent, in any case and the host possibly with a port. See the
-// package documentation for the precedence. Match does not allocate.
+// taken as sent, in any case and the host possibly with a port. A host
+// that ParseAuthority rejects matches no route at all: the request must be
+// refused, not decided by a route without hosts. An empty host matches
+// only routes without hosts. See the package documentation for the
+// precedence. Match does not allocate.
 //
 // Methods are compared without case: HTTP says they are case-sensitive,
 // but some upstreams fold them, and a route constraining DELETE must not be

@@ -12,7 +12,8 @@ import (
 // exact; \"b\" has the wildcard *.example.com". It is for explaining a
 // decision; Match decides without it.
 func Precedence(a, b *Route, host string) string {
-	hk, _ := hostKey(nil, host)
+	name, _, _ := splitAuthority(host)
+	hk, _ := hostKey(nil, name)
 	h := string(hk)
 	ka, kb := hostRank(a, h), hostRank(b, h)
 	if ka.rank != kb.rank {
