@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -292,6 +294,7 @@ type Introspector struct {
 
 	log        *slog.Logger
 	redisLogs  rate.Sometimes
+	downLogs   rate.Sometimes // of the endpoint's transport failures
 	stats      introspectionCounters
 	closeRedis sync.Once
 }
@@ -338,6 +341,7 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 		},
 		log:       logger,
 		redisLogs: rate.Sometimes{Interval: 10 * time.Second},
+		downLogs:  rate.Sometimes{Interval: 10 * time.Second},
 	}
 	if d := cfg.Cache.MaxTTL; d != nil {
 		in.maxTTL = *d
@@ -549,7 +553,13 @@ func (in *Introspector) call(ctx context.Context, token string) (CachedToken, er
 	in.breaker.record(probe, !failing, time.Now())
 	var te *TokenError
 	if errors.As(err, &te) && te.Unavailable {
-		in.stats.failures.Add(1)
+		n := in.stats.failures.Add(1)
+		if te.Reason == ReasonIntrospectionDown {
+			in.downLogs.Do(func() {
+				in.log.Warn("introspection: the endpoint could not be asked; checks that need it are refused with 503",
+					"why", te.Description, "err", te.Err, "introspection_failures", n)
+			})
+		}
 	}
 	return t, err
 }
@@ -596,7 +606,7 @@ func (in *Introspector) introspect(ctx context.Context, token string) (t CachedT
 	}
 	defer resp.Body.Close()
 	if code := resp.StatusCode; code != http.StatusOK {
-		status := fmt.Errorf("introspection endpoint answered %s", resp.Status)
+		status := &statusError{resp.Status}
 		switch {
 		case code == http.StatusTooManyRequests, code == http.StatusBadGateway,
 			code == http.StatusServiceUnavailable, code == http.StatusGatewayTimeout:
@@ -621,10 +631,56 @@ func (in *Introspector) introspect(ctx context.Context, token string) (t CachedT
 	return t, false, err
 }
 
+// introspectionDown is the refusal of a token because the provider could
+// not be asked, err saying why. The description tells a timeout from a
+// refused connection, a name that does not resolve, a failed TLS handshake
+// and a dropped connection, without the endpoint's address, which is only
+// in err, for the logs.
 func introspectionDown(err error) *TokenError {
 	return &TokenError{Reason: ReasonIntrospectionDown, Unavailable: true,
-		Description: "the introspection endpoint did not answer in time; retry later", Err: err}
+		Description: "the introspection endpoint " + unreachable(err) + "; retry later", Err: err}
 }
+
+// unreachable says why a request got no answer, in words fit for the
+// caller.
+func unreachable(err error) string {
+	var (
+		status   *statusError
+		dns      *net.DNSError
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+		alert    tls.AlertError
+		netError net.Error
+	)
+	switch {
+	case errors.As(err, &status):
+		return "answered " + status.status
+	case errors.As(err, &dns):
+		// First: a name server that times out or refuses is not the
+		// endpoint doing so.
+		return "has a host name that does not resolve"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netError) && netError.Timeout():
+		return "did not answer in time"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "refused the connection"
+	case errors.As(err, &verify), errors.As(err, &record), errors.As(err, &alert),
+		// net/http's words for a plain HTTP answer to a TLS hello, which
+		// it exports no error for.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return "failed the TLS handshake"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		// And for a connection closed before any answer.
+		strings.Contains(err.Error(), "server closed idle connection"):
+		return "closed the connection"
+	}
+	return "could not be reached"
+}
+
+// statusError is an answer of the introspection endpoint that says it is
+// down or overloaded.
+type statusError struct{ status string }
+
+func (e *statusError) Error() string { return "introspection endpoint answered " + e.status }
 
 // introspectionFailed is the refusal of a token the provider gave no usable
 // answer about. The token may be valid, so the caller should retry rather

@@ -123,3 +123,26 @@ func (s *clientSecret) refresh() {
 	s.value, s.key, s.previous, s.rotated = v, key, s.key, now
 	s.log.Info("introspection: read the rotated client secret; Redis records under the previous one are accepted for at most the cache's max_ttl", "file", s.path)
 }
+
+// CheckSecrets reads the secrets that NewIntrospector reads for c, the
+// client secret and, when answers are cached in Redis, the Redis password,
+// and reports each that cannot be read, with fields named as in YAML
+// relative to the introspection block. It keeps nothing and contacts
+// nothing, so that a configuration can be checked before it is served.
+func (c *Introspection) CheckSecrets() []FieldError {
+	var errs []FieldError
+	check := func(fileField, file, envField, env string) {
+		if _, err := readSecret(file, env); err != nil {
+			field := fileField
+			if file == "" {
+				field = envField
+			}
+			errs = append(errs, FieldError{Field: field, Msg: err.Error()})
+		}
+	}
+	check("client_secret_file", c.ClientSecretFile, "client_secret_env", c.ClientSecretEnv)
+	if r := c.Cache.Redis; r != nil && (c.Cache.MaxTTL == nil || *c.Cache.MaxTTL != 0) {
+		check("cache.redis.password_file", r.PasswordFile, "cache.redis.password_env", r.PasswordEnv)
+	}
+	return errs
+}

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -69,7 +68,7 @@ func (c *checker) errorf(path, format string, args ...any) {
 func parse(name string, data []byte) (*Policy, error) {
 	var doc policyFile
 	f, err := yamlfile.Decode(name, data, &doc)
-	if err != nil {
+	if f == nil {
 		return nil, err
 	}
 	c := &checker{f: f}
@@ -107,9 +106,9 @@ func parse(name string, data []byte) (*Policy, error) {
 		}
 	}
 
-	// Routes with errors of their own are left out of the matcher, but
-	// the others are still compiled so that overlaps are reported in the
-	// same pass.
+	// Routes whose match has errors are left out of the matcher, but the
+	// others, with errors elsewhere or none, are still compiled so that
+	// their ties are reported in the same pass.
 	m, conflicts := compile(compiled)
 	for _, cf := range conflicts {
 		c.errs = append(c.errs, cf.error(f))
@@ -122,10 +121,10 @@ func parse(name string, data []byte) (*Policy, error) {
 	return p, nil
 }
 
-// err returns the problems found, in the order of the file, or nil.
+// err returns the problems of the file, those of decoding it included, in
+// the order of the file, or nil.
 func (c *checker) err() error {
-	slices.SortStableFunc(c.errs, func(a, b *yamlfile.Error) int { return cmp.Compare(a.Line, b.Line) })
-	return c.errs.Err()
+	return c.f.Err(c.errs)
 }
 
 // The values of a mode, per route and policy-wide.
@@ -179,14 +178,13 @@ type entry struct {
 	route *Route
 	index int       // in the file's routes
 	segs  []segment // the path pattern
-	ok    bool      // no errors: the route can be compiled
+	ok    bool      // its match has no errors: the route can be compiled
 }
 
 // route validates and converts the i-th route of the file. dryRun is the
 // policy-wide mode.
 func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 	at := routePath(i)
-	nerrs := len(c.errs)
 	r := &Route{
 		Name:   rf.Name,
 		Public: rf.Public,
@@ -209,6 +207,7 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 		c.errorf(at+".name", "%q may use only letters, digits and _.:- (it becomes a metric label)", rf.Name)
 	}
 
+	nerrs := len(c.errs)
 	if rf.Match == nil {
 		c.errorf(at+".match", "is required")
 	} else {
@@ -225,6 +224,7 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 		})
 		r.Hosts = c.list(at+".match.hosts", rf.Match.Hosts, "match any host", parseHost)
 	}
+	e.ok = len(c.errs) == nerrs && !c.f.Failed(at+".match")
 
 	if rf.Public && rf.Deny {
 		c.errorf(at+".deny", "a route cannot be both public and deny")
@@ -254,7 +254,6 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 			r.Require.required = r.Require.requiredScopes()
 		}
 	}
-	e.ok = len(c.errs) == nerrs
 	return e
 }
 

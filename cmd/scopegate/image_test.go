@@ -108,7 +108,7 @@ func TestImageConfigIsValidAndReachable(t *testing.T) {
 		t.Fatalf("config check of the image's config = %d, want 0\nstdout:\n%s\nstderr:\n%s", code, &stdout, &stderr)
 	}
 
-	cfg, err := config.Load(file)
+	cfg, _, err := config.Load(file, config.Everything)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,12 +79,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "scopegate serve: --config FILE or --dev is required")
 		return 2
 	default:
-		if cfg, err = config.Load(*cfgFile); err != nil {
-			fmt.Fprintf(stderr, "scopegate serve: invalid config:\n%v\n", err)
-			return 1
-		}
-		if pol, err = policy.Load(cfg.Policy.File); err != nil {
-			fmt.Fprintf(stderr, "scopegate serve: invalid policy:\n%v\n", err)
+		if cfg, pol, err = config.Load(*cfgFile, config.Everything); err != nil {
+			fmt.Fprintf(stderr, "scopegate serve: invalid configuration:\n%v\n", err)
 			return 1
 		}
 	}

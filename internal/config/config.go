@@ -5,17 +5,22 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/internal/tlsfiles"
 	"github.com/scopegate/scopegate/internal/yamlfile"
+	"github.com/scopegate/scopegate/policy"
 )
 
 // Config is the whole configuration file.
@@ -46,7 +51,8 @@ type Config struct {
 	CAFile string `yaml:"ca_file"`
 
 	// File is the path the configuration was read from.
-	File string `yaml:"-"`
+	File string         `yaml:"-"`
+	src  *yamlfile.File // locates the fields, for errors found after parsing
 }
 
 // Listen holds the listener addresses.
@@ -91,30 +97,131 @@ type JWKS struct {
 	RefetchCooldown time.Duration `yaml:"refetch_cooldown"` // default 10s
 }
 
-// Load reads and validates the configuration file at name.
-func Load(name string) (*Config, error) {
+// Resolution says which of the files and environment variables that a
+// configuration refers to Load reads, besides the configuration itself.
+type Resolution int
+
+const (
+	// Everything reads every file and environment variable that serve
+	// reads: the TLS files, ca_file, the introspection client secret and
+	// the Redis password.
+	Everything Resolution = iota
+	// Offline reads the files usually kept with the configuration, the
+	// TLS files and ca_file, but no secret: for CI, where the secrets are
+	// absent.
+	Offline
+)
+
+// Load reads and validates the configuration file at name, reads what it
+// refers to as r says, without contacting any identity provider or Redis,
+// and loads the policy file it names. serve loads its configuration with
+// it, and config check too, so that check passes what serve accepts and
+// nothing else.
+//
+// Every problem is reported at once, each naming file, line and field:
+// those of the configuration file (a file it names that cannot be read as
+// well as a setting out of range), sorted by line, then those of the
+// policy file. Only a configuration file that is not well-formed YAML
+// stops at its first error, and hides the policy's.
+func Load(name string, r Resolution) (*Config, *policy.Policy, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(name, data)
+	c, f, err := parse(name, data)
+	if f == nil {
+		return nil, nil, err
+	}
+	// Validation first: it makes the paths relative to the config file.
+	cfgErr := f.Err(c.validate(), c.resolve(r))
+	var p *policy.Policy
+	var polErr error
+	if c.Policy.File != "" && !f.Failed("$.policy") {
+		p, polErr = c.loadPolicy()
+	}
+	if err := errors.Join(cfgErr, polErr); err != nil {
+		return nil, nil, err
+	}
+	return c, p, nil
 }
 
-// Parse decodes and validates a configuration read from name.
+// Parse decodes and validates a configuration read from name. It reads
+// no file the configuration names.
 func Parse(name string, data []byte) (*Config, error) {
+	c, f, err := parse(name, data)
+	if f == nil {
+		return nil, err
+	}
+	if err := f.Err(c.validate()); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// parse decodes data. The File is nil when data is not well-formed YAML;
+// otherwise the Config holds every setting that decoded, to be validated.
+func parse(name string, data []byte) (*Config, *yamlfile.File, error) {
 	var c Config
 	f, err := yamlfile.Decode(name, data, &c)
-	if err != nil {
-		return nil, err
+	if f == nil {
+		return nil, nil, err
 	}
-	c.File = name
-	if err := c.validate(f); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	c.File, c.src = name, f
+	return &c, f, nil
 }
 
-func (c *Config) validate(f *yamlfile.File) error {
+// resolve reads what the configuration refers to, as r says, and returns
+// every problem found, naming the field that refers to it.
+func (c *Config) resolve(r Resolution) yamlfile.Errors {
+	var errs yamlfile.Errors
+	if c.TLS != nil {
+		_, err := tlsfiles.NewServer(*c.TLS, 0, slog.New(slog.DiscardHandler))
+		var fes tlsfiles.Errors
+		if errors.As(err, &fes) {
+			for _, fe := range fes {
+				errs = append(errs, c.Errorf("$.tls."+fe.Field, "%v", fe.Err))
+			}
+		}
+	}
+	if c.CAFile != "" {
+		if _, err := tlsfiles.Pool(c.CAFile); err != nil {
+			errs = append(errs, c.Errorf("$.ca_file", "%v", err))
+		}
+	}
+	if r == Everything && c.Introspection != nil {
+		for _, fe := range c.Introspection.CheckSecrets() {
+			errs = append(errs, c.Errorf("$.introspection."+fe.Field, "%s", fe.Msg))
+		}
+	}
+	return errs
+}
+
+// loadPolicy reads the policy file that the configuration names. When the
+// file cannot be read the error names the configuration's policy.file
+// field; the problems of a file that was read name the policy file's own
+// lines.
+func (c *Config) loadPolicy() (*policy.Policy, error) {
+	p, err := policy.Load(c.Policy.File)
+	if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+		return nil, c.Errorf("$.policy.file", "%v", err)
+	}
+	return p, err
+}
+
+// Errorf returns an error for the field at path, a YAMLPath such as
+// "$.tls.cert_file", naming the configuration file and the line of the
+// field, or of its nearest parent present in the file.
+func (c *Config) Errorf(path, format string, args ...any) *yamlfile.Error {
+	if c.src == nil {
+		return &yamlfile.Error{File: c.File, Field: strings.TrimPrefix(path, "$."), Msg: fmt.Sprintf(format, args...)}
+	}
+	return c.src.Errorf(path, format, args...)
+}
+
+// validate checks the settings, sets the defaults and makes the paths
+// relative to the configuration file's folder.
+func (c *Config) validate() yamlfile.Errors {
+	f := c.src
 	var errs yamlfile.Errors
 	if c.Listen.GRPC == "" {
 		c.Listen.GRPC = "127.0.0.1:9001"
@@ -231,7 +338,7 @@ func (c *Config) validate(f *yamlfile.File) error {
 	if c.JWKS.RefetchCooldown < 0 {
 		errs = append(errs, f.Errorf("$.jwks.refetch_cooldown", "must not be negative"))
 	}
-	return errs.Err()
+	return errs
 }
 
 // relative returns file as a path from the config file's folder, unless it

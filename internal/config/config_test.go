@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -59,7 +60,7 @@ policy: { file: policy.yaml }
 }
 
 func TestExampleConfigIsValid(t *testing.T) {
-	c, err := Load(filepath.Join("..", "..", "examples", "config.yaml"))
+	c, _, err := Load(filepath.Join("..", "..", "examples", "config.yaml"), Everything)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +203,42 @@ func TestPlainHTTPIntrospectionNeedsAnExplicitOptIn(t *testing.T) {
 			}
 			if err != nil && !strings.Contains(err.Error(), "introspection.endpoint") {
 				t.Errorf("the error does not name the field: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadReadsWhatTheConfigNamesAsResolutionSays(t *testing.T) {
+	const unset = "SCOPEGATE_TEST_UNSET_SECRET"
+	if _, set := os.LookupEnv(unset); set {
+		t.Fatalf("%s is set; the test needs it unset", unset)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "config.yaml")
+	src := "introspection:\n  endpoint: https://idp.example.com/introspect\n  client_id: scopegate\n  client_secret_env: " + unset + "\n" +
+		"ca_file: missing.pem\npolicy: { file: missing.yaml }\n"
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in := func(name string) string { return filepath.Join(dir, name) }
+	secret := file + ":4:22: introspection.client_secret_env: environment variable " + unset + " is not set"
+	ca := file + ":5:10: ca_file: open " + in("missing.pem") + ": no such file or directory"
+	pol := file + ":6:17: policy.file: open " + in("missing.yaml") + ": no such file or directory"
+	for _, tt := range []struct {
+		name string
+		r    Resolution
+		want []string
+	}{
+		{"everything", Everything, []string{secret, ca, pol}},
+		{"offline", Offline, []string{ca, pol}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Load(file, tt.r)
+			if err == nil {
+				t.Fatal("loaded, want errors")
+			}
+			if got, want := err.Error(), strings.Join(tt.want, "\n"); got != want {
+				t.Errorf("errors:\n%s\nwant:\n%s", got, want)
 			}
 		})
 	}

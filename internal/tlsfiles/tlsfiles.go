@@ -15,10 +15,13 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,38 +128,102 @@ func (s *Server) current() *loaded {
 }
 
 // load reads the files and returns the set they make: prev when they have
-// not changed since prev was loaded.
+// not changed since prev was loaded. Its error, an Errors, lists every
+// problem of the files, not only the first.
 func (s *Server) load(prev *loaded) (*loaded, error) {
 	var l loaded
-	var err error
-	if l.cert, err = os.ReadFile(s.files.CertFile); err != nil {
-		return nil, fmt.Errorf("tls: cert_file: %w", err)
+	var errs Errors
+	fail := func(field string, err error) { errs = append(errs, &FileError{Field: field, Err: err}) }
+	var certErr, keyErr, caErr error
+	if l.cert, certErr = os.ReadFile(s.files.CertFile); certErr != nil {
+		fail("cert_file", certErr)
 	}
-	if l.key, err = os.ReadFile(s.files.KeyFile); err != nil {
-		return nil, fmt.Errorf("tls: key_file: %w", err)
+	if l.key, keyErr = os.ReadFile(s.files.KeyFile); keyErr != nil {
+		fail("key_file", keyErr)
 	}
 	if s.files.ClientCAFile != "" {
-		if l.ca, err = os.ReadFile(s.files.ClientCAFile); err != nil {
-			return nil, fmt.Errorf("tls: client_ca_file: %w", err)
+		if l.ca, caErr = os.ReadFile(s.files.ClientCAFile); caErr != nil {
+			fail("client_ca_file", caErr)
 		}
 	}
-	if prev != nil && bytes.Equal(l.cert, prev.cert) && bytes.Equal(l.key, prev.key) && bytes.Equal(l.ca, prev.ca) {
+	if errs == nil && prev != nil && bytes.Equal(l.cert, prev.cert) && bytes.Equal(l.key, prev.key) && bytes.Equal(l.ca, prev.ca) {
 		return prev, nil
 	}
-	cert, err := tls.X509KeyPair(l.cert, l.key)
-	if err != nil {
-		return nil, fmt.Errorf("tls: %s and %s: %w", s.files.CertFile, s.files.KeyFile, err)
+	if certErr == nil {
+		certErr = checkChain(s.files.CertFile, l.cert)
+		if certErr != nil {
+			fail("cert_file", certErr)
+		}
+	}
+	var cert tls.Certificate
+	if certErr == nil && keyErr == nil {
+		// The chain is sound, so what X509KeyPair finds is the key's.
+		var err error
+		if cert, err = tls.X509KeyPair(l.cert, l.key); err != nil {
+			fail("key_file", fmt.Errorf("%s and %s: %w", s.files.CertFile, s.files.KeyFile, err))
+		}
+	}
+	var pool *x509.CertPool
+	if s.files.ClientCAFile != "" && caErr == nil {
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(l.ca) {
+			fail("client_ca_file", fmt.Errorf("%s: no PEM certificate in it", s.files.ClientCAFile))
+		}
+	}
+	if errs != nil {
+		order := []string{"cert_file", "key_file", "client_ca_file"}
+		slices.SortStableFunc(errs, func(a, b *FileError) int {
+			return slices.Index(order, a.Field) - slices.Index(order, b.Field)
+		})
+		return nil, errs
 	}
 	l.config = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	if s.files.ClientCAFile != "" {
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(l.ca) {
-			return nil, fmt.Errorf("tls: %s: no PEM certificate in it", s.files.ClientCAFile)
-		}
+	if pool != nil {
 		l.config.ClientCAs = pool
 		l.config.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return &l, nil
+}
+
+// checkChain returns why the PEM data of the certificate file named file
+// is not a certificate chain, or nil.
+func checkChain(file string, data []byte) error {
+	n := 0
+	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Errorf("%s: certificate %d: %w", file, n+1, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: no PEM certificate in it", file)
+	}
+	return nil
+}
+
+// FileError is a problem with one of the files of Files.
+type FileError struct {
+	Field string // the setting naming the file: cert_file, key_file or client_ca_file
+	Err   error
+}
+
+func (e *FileError) Error() string { return "tls: " + e.Field + ": " + e.Err.Error() }
+
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Errors lists every problem of a set of Files, so that all are fixed in
+// one pass.
+type Errors []*FileError
+
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
 }
 
 // Pool returns the certificates of the PEM bundle in file, to verify

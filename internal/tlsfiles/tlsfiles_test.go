@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -277,4 +278,48 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+func TestNewServerReportsEveryFileThatFails(t *testing.T) {
+	ca := testutil.NewCA(t, "CA")
+	cert, key := ca.Issue(t, "scopegate")
+	_, otherKey := ca.Issue(t, "other")
+	type want struct{ field, substr string }
+	tests := []struct {
+		name          string
+		cert, key, ca []byte
+		remove        []string // of cert, key, ca
+		want          []want   // one per error, in order
+	}{
+		{"every file missing", nil, nil, nil, []string{"cert", "key", "ca"}, []want{
+			{"cert_file", "tls.crt: no such file"}, {"key_file", "tls.key: no such file"}, {"client_ca_file", "ca.crt: no such file"}}},
+		{"no certificate, a missing key and a CA that is not PEM", []byte("not PEM"), nil, []byte("not PEM"), []string{"key"}, []want{
+			{"cert_file", "tls.crt: no PEM certificate in it"}, {"key_file", "tls.key: no such file"}, {"client_ca_file", "ca.crt: no PEM certificate in it"}}},
+		{"a key of another certificate and a CA that is not PEM", cert, otherKey, []byte("not PEM"), nil, []want{
+			{"key_file", "tls.crt and "}, {"client_ca_file", "ca.crt: no PEM certificate in it"}}},
+		{"a certificate that does not parse and a missing CA", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("junk")}), key, nil, []string{"ca"}, []want{
+			{"cert_file", "tls.crt: certificate 1: "}, {"client_ca_file", "ca.crt: no such file"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFiles(t)
+			f.write(t, tt.cert, tt.key, tt.ca)
+			for _, which := range tt.remove {
+				os.Remove(map[string]string{"cert": f.CertFile, "key": f.KeyFile, "ca": f.ClientCAFile}[which])
+			}
+			_, err := tlsfiles.NewServer(f.Files, 0, nil)
+			var errs tlsfiles.Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("err = %T %v, want tlsfiles.Errors", err, err)
+			}
+			if len(errs) != len(tt.want) {
+				t.Fatalf("%d errors, want %d:\n%v", len(errs), len(tt.want), err)
+			}
+			for i, w := range tt.want {
+				if errs[i].Field != w.field || !strings.Contains(errs[i].Err.Error(), w.substr) {
+					t.Errorf("error %d = %v, want %s: ...%s...", i, errs[i], w.field, w.substr)
+				}
+			}
+		})
+	}
 }

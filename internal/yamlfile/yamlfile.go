@@ -6,10 +6,12 @@ package yamlfile
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -22,22 +24,173 @@ type File struct {
 	Name string
 	Data []byte
 	root *yaml.Node
+	// decoding holds the problems of decoding, which Err reports with
+	// those of validation; failed holds the fields that did not decode,
+	// a duplicate key not being one: the first of its values did.
+	decoding Errors
+	failed   []string
 }
 
 // Decode parses data strictly into v: unknown fields, wrong types and
-// duplicate keys are errors, all reported at once where the parser can go
-// on. The returned File locates fields by path for later validation errors.
+// duplicate keys are errors, all reported at once. Only a file that is not
+// well-formed YAML stops at its first error, and then the File is nil.
+// Otherwise the File is returned even with an error, and v holds every
+// part of the file that fit it (the first of duplicate keys), so that the
+// caller can validate what was decoded and report every problem of the file
+// in one pass with Err.
 func Decode(name string, data []byte, v any) (*File, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, decodeErrors(name, data, nil, err)
+		return nil, decodeErrors(name, data, nil, err).err()
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
+	f := &File{Name: name, Data: data, root: &root}
+	// yaml refuses a mapping holding a duplicate key whole, which would
+	// hide every problem inside it: the later keys are reported here and
+	// renamed in what is decoded, so that the rest of the mapping is.
+	dups, renamed := duplicates(name, data, &root)
+	dec := yaml.NewDecoder(bytes.NewReader(renamed))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
-		return nil, decodeErrors(name, data, &root, err)
+		for _, e := range decodeErrors(name, data, &root, err) {
+			if strings.Contains(e.Msg, renamedKey) {
+				continue
+			}
+			if strings.Contains(e.Msg, "already defined") {
+				// A key that could not be renamed: its whole mapping did
+				// not decode.
+				f.failed = append(f.failed, parent(e.Field))
+				if slices.ContainsFunc(dups, func(d *Error) bool { return d.Line == e.Line }) {
+					continue
+				}
+			} else {
+				// An error on no field is about the whole document.
+				f.failed = append(f.failed, cmp.Or(e.Field, "$"))
+			}
+			f.decoding = append(f.decoding, e)
+		}
 	}
-	return &File{Name: name, Data: data, root: &root}, nil
+	f.decoding = append(f.decoding, dups...)
+	f.decoding.sort()
+	return f, f.decoding.err()
+}
+
+// Err returns every problem of the file, sorted by line, or nil: those of
+// decoding, then those of each layer in turn, the problems its caller found
+// checking what was decoded, such as validating it and then reading the
+// files it names. An error about a field that an earlier layer, or
+// decoding, already reported, or about a field inside it, is left out: it
+// would only restate that error.
+func (f *File) Err(layers ...Errors) error {
+	all := slices.Clone(f.decoding)
+	reported := slices.Clone(f.failed)
+	for _, layer := range layers {
+		n := len(reported)
+		for _, e := range layer {
+			if !strings.Contains(e.Error(), renamedKey) && !slices.ContainsFunc(reported[:n], func(field string) bool { return within(e.Field, field) }) {
+				all = append(all, e)
+				reported = append(reported, e.Field)
+			}
+		}
+	}
+	all.sort()
+	return all.Err()
+}
+
+// Failed reports whether the field at path, a YAMLPath such as
+// "$.routes[2].match", a field inside it or the field holding it did not
+// decode: what it holds is not what the file says.
+func (f *File) Failed(path string) bool {
+	field := strings.TrimPrefix(strings.TrimPrefix(path, "$"), ".")
+	return slices.ContainsFunc(f.failed, func(failed string) bool { return within(failed, field) || within(field, failed) })
+}
+
+// parent returns the field holding field: "a" of "a.b", and "$", the
+// whole document, of "a".
+func parent(field string) string {
+	i := strings.LastIndexByte(field, '.')
+	if i < 0 {
+		return "$"
+	}
+	return field[:i]
+}
+
+// within reports whether field is parent or a field inside it; every
+// field is inside "$".
+func within(field, parent string) bool {
+	if parent == "$" {
+		return true
+	}
+	if parent == "" || !strings.HasPrefix(field, parent) {
+		return false
+	}
+	rest := field[len(parent):]
+	return rest == "" || rest[0] == '.' || rest[0] == '['
+}
+
+// renamedKey begins the names that duplicates gives the later keys.
+const renamedKey = "scopegate-duplicate-key-"
+
+// duplicates returns an Error for every key of a mapping that repeats an
+// earlier key of it, as yaml compares them, and data with those keys
+// renamed where they can be: a plain key is renamed in place, so that no
+// line moves. Aliases are not followed: the mapping they name is checked
+// where it is written.
+func duplicates(name string, data []byte, root *yaml.Node) (Errors, []byte) {
+	var errs Errors
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	renamed := false
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				walk(c, path+"["+strconv.Itoa(i)+"]")
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k := n.Content[i]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				for j := 0; j < i; j += 2 {
+					if first := n.Content[j]; first.Kind == k.Kind && first.Value == k.Value {
+						errs = append(errs, &Error{File: name, Line: k.Line, Column: k.Column, Field: p,
+							Msg: fmt.Sprintf("mapping key %q already defined at line %d", k.Value, first.Line), source: sourceLine(data, k.Line)})
+						if rename(lines, k, renamedKey+strconv.Itoa(len(errs))) {
+							renamed = true
+						}
+						break
+					}
+				}
+				walk(n.Content[i+1], p)
+			}
+		}
+	}
+	walk(root, "")
+	if !renamed {
+		return errs, data
+	}
+	return errs, bytes.Join(lines, nil)
+}
+
+// rename replaces the plain scalar key k in lines with to, and reports
+// whether it could.
+func rename(lines [][]byte, k *yaml.Node, to string) bool {
+	if k.Kind != yaml.ScalarNode || k.Style != 0 || k.Tag != "!!str" || k.Line < 1 || k.Line > len(lines) || k.Column < 1 {
+		return false
+	}
+	line := []rune(string(lines[k.Line-1]))
+	at := k.Column - 1
+	if at+len([]rune(k.Value)) > len(line) || string(line[at:at+len([]rune(k.Value))]) != k.Value {
+		return false
+	}
+	lines[k.Line-1] = []byte(string(line[:at]) + to + string(line[at+len([]rune(k.Value)):]))
+	return true
 }
 
 // Errorf returns an Error for the field at path, a YAMLPath such as
@@ -185,13 +338,32 @@ func (es Errors) Err() error {
 	return es
 }
 
+// sort orders es by line and column; an error without a line goes last.
+func (es Errors) sort() {
+	slices.SortStableFunc(es, func(a, b *Error) int {
+		if (a.Line == 0) != (b.Line == 0) {
+			return cmp.Compare(b.Line, a.Line)
+		}
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+}
+
+// err returns es as an error: nil when it is empty, its only Error when it
+// has one.
+func (es Errors) err() error {
+	if len(es) == 1 {
+		return es[0]
+	}
+	return es.Err()
+}
+
 // lineMsg matches the "line N: message" form of the YAML parser's errors.
 var lineMsg = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
 // decodeErrors turns the YAML parser's errors, which carry only a line in
 // their text, into Errors that name the field on that line when root, the
 // parsed document, is known.
-func decodeErrors(name string, data []byte, root *yaml.Node, err error) error {
+func decodeErrors(name string, data []byte, root *yaml.Node, err error) Errors {
 	msgs := []string{err.Error()}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
@@ -213,9 +385,6 @@ func decodeErrors(name string, data []byte, root *yaml.Node, err error) error {
 			}
 		}
 		es = append(es, e)
-	}
-	if len(es) == 1 {
-		return es[0]
 	}
 	return es
 }

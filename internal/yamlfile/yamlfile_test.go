@@ -96,3 +96,97 @@ func TestErrorsJoinsEveryProblem(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestDecodeReportsEveryProblemOfAFile(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string // in order
+	}{
+		{"a duplicate key does not hide its mapping", "a:\n  b: 1\n  b: 2\n  c: 1\nroutes: x\n", []string{
+			`p.yaml:3:3: a.b: mapping key "b" already defined at line 2`,
+			`p.yaml:4:3: a.c: unknown field "c"`,
+			`p.yaml:5:1: routes: got a string ("x"), want a list`,
+		}},
+		{"a key repeated twice is reported twice, naming the first", "a: {b: 1}\na: {b: x}\na: {c: 1}\n", []string{
+			`p.yaml:2:1: a: mapping key "a" already defined at line 1`,
+			`p.yaml:3:1: a: mapping key "a" already defined at line 1`,
+		}},
+		{"a quoted duplicate key is reported once", "a:\n  \"b\": 1\n  \"b\": 2\n", []string{
+			`p.yaml:3:3: a.b: mapping key "b" already defined at line 2`,
+		}},
+		{"a key after a multi-byte character keeps its column", "routes:\n  - name: é\n    name: ü\n", []string{
+			`p.yaml:3:5: routes[0].name: mapping key "name" already defined at line 2`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var d doc
+			f, err := Decode("p.yaml", []byte(tt.in), &d)
+			if f == nil {
+				t.Fatalf("no File for well-formed YAML: %v", err)
+			}
+			var got []string
+			for _, e := range problemsOf(err) {
+				got = append(got, e.Error())
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestDecodeKeepsTheFirstOfDuplicateKeys(t *testing.T) {
+	var d doc
+	if _, err := Decode("p.yaml", []byte("a:\n  b: 1\n  b: 2\nroutes: [{name: x}]\n"), &d); err == nil {
+		t.Fatal("no error for a duplicate key")
+	}
+	if d.A.B != 1 || len(d.Routes) != 1 || d.Routes[0].Name != "x" {
+		t.Errorf("decoded %+v, want a.b 1 and the routes", d)
+	}
+}
+
+func TestErrLeavesOutWhatDecodingReportedAndSortsByLine(t *testing.T) {
+	var d doc
+	f, _ := Decode("p.yaml", []byte("routes: []\na:\n  b: x\n  b: 2\n"), &d)
+	validation := Errors{
+		f.Errorf("$.a.d", "must be positive"),   // at a, line 3; kept: a.d decoded
+		f.Errorf("$.a.b", "must be positive"),   // a.b did not decode
+		f.Errorf("$.routes", "at least one"),    // line 1
+		f.Errorf("$.routes[0].name", "missing"), // line 1, kept
+	}
+	resolution := Errors{
+		f.Errorf("$.routes", "cannot be read"), // already reported by validation
+		f.Errorf("$.a.d", "unreadable"),        // likewise
+	}
+	want := []string{
+		"p.yaml:1:9: routes: at least one",
+		"p.yaml:1:9: routes[0].name: missing",
+		`p.yaml:3:3: a.b: got a string ("x"), want a number`,
+		"p.yaml:3:3: a.d: must be positive",
+		`p.yaml:4:3: a.b: mapping key "b" already defined at line 3`,
+	}
+	var got []string
+	for _, e := range problemsOf(f.Err(validation, resolution)) {
+		got = append(got, e.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if !f.Failed("$.a.b") || !f.Failed("$.a.b.c") || f.Failed("$.a.d") || f.Failed("$.routes") {
+		t.Error("Failed: want a.b and inside it only")
+	}
+}
+
+func problemsOf(err error) Errors {
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *Error:
+		return Errors{e}
+	case Errors:
+		return e
+	}
+	return Errors{{Msg: "not a yamlfile error: " + err.Error()}}
+}
