@@ -78,6 +78,11 @@ func (b *budget) allow(peer netip.Addr, now time.Time) bool {
 		}
 		delete(b.known, peer)
 	}
+	if !peer.IsValid() {
+		// Checks whose source is unknown cannot be told apart: a limit
+		// per peer would hold them all to one peer's share.
+		return b.openB.take()
+	}
 	s := b.strangers[peer]
 	if s == nil {
 		evictOne(b.strangers)
@@ -149,7 +154,8 @@ func (k *bucket) take() bool {
 // fill Request.Peer ("192.0.2.1:5000", "[2001:db8::1]:5000", and from Envoy
 // an IPv6 address and its port without brackets). An IPv6 address counts
 // as its /64, the block one host usually holds. A peer that is no address
-// counts as the zero Addr, one peer for all of them.
+// counts as the zero Addr, one peer for all of them, which the budget
+// does not limit as one stranger.
 func peerOf(peer string) netip.Addr {
 	a, err := netip.ParseAddr(peer)
 	if err != nil {

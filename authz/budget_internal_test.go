@@ -88,6 +88,16 @@ func TestBudgetLimitsEachStranger(t *testing.T) {
 	if !b.allow(newcomer, now) {
 		t.Error("a flood from one address locked out a newcomer")
 	}
+	// Checks of unknown source are held to the open share only.
+	unknown := 0
+	for range 100 {
+		if b.allow(netip.Addr{}, now) {
+			unknown++
+		}
+	}
+	if unknown != 50-3-1 {
+		t.Errorf("checks of unknown source got %d requests, want the rest of the open share, 46", unknown)
+	}
 	// Once vouched for, a peer is not limited as a stranger.
 	b.vouch(flood, now)
 	if !b.allow(flood, now) {
