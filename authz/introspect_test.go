@@ -352,7 +352,7 @@ func TestIntrospectConcurrentChecksShareOneCall(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the concurrent checks of one token")
 	close(errs)
 	for err := range errs {
 		t.Errorf("Verify: %v", err)
@@ -421,7 +421,7 @@ func TestIntrospectNegativeCache(t *testing.T) {
 			errs <- err
 		})
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the concurrent checks of one inactive token")
 	close(errs)
 	for err := range errs {
 		wantReason(t, err, authz.ReasonInactive, false)
@@ -835,7 +835,7 @@ func TestIntrospectBoundsTheCallsOfAFlood(t *testing.T) {
 			if _, err := in.Verify(ctx, cached); err != nil {
 				t.Errorf("Verify of a cached token during the flood: %v", err)
 			}
-			wg.Wait()
+			testutil.Wait(t, &wg, testutil.WaitTimeout, "the flood's checks")
 
 			bound := tt.maxConcurrent
 			if tt.maxConcurrent == 0 {
