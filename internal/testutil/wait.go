@@ -11,17 +11,6 @@ import (
 // enough that a test that would hang fails with a message instead.
 const WaitTimeout = 30 * time.Second
 
-// Eventually waits until cond holds, checking it every few milliseconds,
-// and fails the test, saying what it waited for, once timeout has passed.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-	}
-}
-
 // Recv returns the next value of ch, or the zero value once ch is closed,
 // and fails the test, saying what it waited for, when neither happens
 // within timeout.
