@@ -162,7 +162,7 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 		if reason != "" {
 			d = d.badBearer(reason, desc)
 		} else {
-			d = a.verify(ctx, d, route, token)
+			d = a.verify(ctx, d, route, token, r.Peer)
 		}
 	}
 	return d.dryRun(p, route)
@@ -227,9 +227,9 @@ func match(p *policy.Policy, r *Request, needHost bool) (d Decision, route *poli
 	return d, route, false
 }
 
-// verify verifies token and decides with its claims.
-func (a *Authorizer) verify(ctx context.Context, d Decision, route *policy.Route, token string) Decision {
-	claims, err := a.verifier.Verify(ctx, token)
+// verify verifies token, presented by peer, and decides with its claims.
+func (a *Authorizer) verify(ctx context.Context, d Decision, route *policy.Route, token, peer string) Decision {
+	claims, err := verifyFrom(ctx, a.verifier, token, peer)
 	if err != nil {
 		te := tokenError(err)
 		switch {

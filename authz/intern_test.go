@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"unsafe"
+
+	"github.com/scopegate/scopegate/internal/testutil"
 )
 
 // sameString reports whether a and b are the same bytes in memory, not
@@ -147,5 +149,5 @@ func TestInternConcurrently(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the concurrent interning")
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -72,10 +73,24 @@ type Introspection struct {
 	// answer as fast as they can send garbage. A check past either bound
 	// is refused at once as unavailable (503); checks answered from the
 	// cache are not bounded.
-	MaxConcurrent int                `yaml:"max_concurrent"`
-	MaxRate       int                `yaml:"max_rate"`
-	Cache         IntrospectionCache `yaml:"cache"`
-	Breaker       CircuitBreaker     `yaml:"breaker"`
+	MaxConcurrent int `yaml:"max_concurrent"`
+	MaxRate       int `yaml:"max_rate"`
+	// ReservedRate is the part of MaxRate kept for the peers (source
+	// addresses) that presented a valid token in the last 10 minutes, or
+	// twice max_ttl if longer; zero means half of MaxRate. Every other
+	// peer shares the rest, and each may spend at most MaxRatePerPeer a
+	// second of it; zero means a tenth of MaxRate, at least 1. So a flood
+	// of random bearer strings neither locks out the clients that hold
+	// valid tokens nor, from a few addresses, a client that arrives with a
+	// new one.
+	ReservedRate   int `yaml:"reserved_rate"`
+	MaxRatePerPeer int `yaml:"max_rate_per_peer"`
+	// TokenFormat, when set, is the form of the provider's opaque tokens:
+	// any other token, except the JWTs of issuers marked introspect_jwts,
+	// is refused as malformed without a request.
+	TokenFormat *TokenFormat       `yaml:"token_format"`
+	Cache       IntrospectionCache `yaml:"cache"`
+	Breaker     CircuitBreaker     `yaml:"breaker"`
 }
 
 // IntrospectionCache configures the cache of introspection answers. An
@@ -195,6 +210,24 @@ func (c *Introspection) Validate() []FieldError {
 	if c.MaxRate < 0 {
 		add("max_rate", "must not be negative")
 	}
+	maxRate := cmp.Or(c.MaxRate, DefaultIntrospectionMaxRate)
+	switch {
+	case c.ReservedRate < 0:
+		add("reserved_rate", "must not be negative")
+	case c.ReservedRate >= maxRate && c.MaxRate >= 0:
+		add("reserved_rate", "must be less than max_rate (%d): a client that arrives with its first token must be able to get it introspected", maxRate)
+	}
+	switch {
+	case c.MaxRatePerPeer < 0:
+		add("max_rate_per_peer", "must not be negative")
+	case c.MaxRatePerPeer > maxRate && c.MaxRate >= 0:
+		add("max_rate_per_peer", "must not exceed max_rate (%d)", maxRate)
+	}
+	if c.TokenFormat != nil {
+		for _, fe := range c.TokenFormat.Validate() {
+			add("token_format."+fe.Field, "%s", fe.Msg)
+		}
+	}
 	if c.Cache.MaxTTL != nil {
 		nonNegative("cache.max_ttl", *c.Cache.MaxTTL)
 	}
@@ -259,6 +292,9 @@ type IntrospectorOptions struct {
 	// ExtraClaims names the string members of an introspection response to
 	// copy into Claims.Extra.
 	ExtraClaims []string
+	// JWTIssuers names the issuers whose JWTs are introspected
+	// (introspect_jwts): their JWTs need not fit TokenFormat.
+	JWTIssuers map[string]bool
 }
 
 // Introspector is the Verifier of tokens by RFC 7662 introspection. It
@@ -287,9 +323,14 @@ type Introspector struct {
 	// nil when caching is off.
 	interned *interner
 
+	// format is the form of the provider's opaque tokens, nil when any
+	// token may be one; jwtIssuers are exempt from it.
+	format     *tokenFormat
+	jwtIssuers map[string]bool
+
 	flights singleflight.Group
 	slots   chan struct{} // one per request under way
-	limiter *rate.Limiter
+	budget  *budget
 	breaker breaker
 
 	log        *slog.Logger
@@ -332,8 +373,9 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 		issuers:    cfg.Issuers,
 		maxTTL:     DefaultMaxTTL,
 		negTTL:     DefaultNegativeTTL,
+		format:     newTokenFormat(cfg.TokenFormat),
+		jwtIssuers: opts.JWTIssuers,
 		slots:      make(chan struct{}, maxConcurrent),
-		limiter:    rate.NewLimiter(rate.Limit(maxRate), maxRate),
 		breaker: breaker{
 			threshold:  cmp.Or(cfg.Breaker.Failures, 5),
 			minBackoff: cmp.Or(cfg.Breaker.Backoff, time.Second),
@@ -349,6 +391,11 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 	if d := cfg.Cache.NegativeTTL; d != nil {
 		in.negTTL = *d
 	}
+	reserved := maxRate / 2
+	if cfg.ReservedRate > 0 {
+		reserved = cfg.ReservedRate
+	}
+	in.budget = newBudget(maxRate, reserved, cmp.Or(cfg.MaxRatePerPeer, max(maxRate/10, 1)), max(knownPeerWindow, 2*in.maxTTL))
 	if in.maxTTL == 0 {
 		return in, nil
 	}
@@ -400,9 +447,18 @@ func (in *Introspector) Close() error {
 // when the provider could not give an answer: with ReasonIntrospectionDown
 // when it could not be reached in time, the breaker is open, or
 // MaxConcurrent or MaxRate would be exceeded; with ReasonIntrospection when
-// it answered but not usefully. The returned Claims may be shared with the
-// cache: treat them as read-only.
+// it answered but not usefully. It refuses a token that does not fit
+// TokenFormat with ReasonTokenMalformed, without a request. The returned
+// Claims may be shared with the cache: treat them as read-only.
 func (in *Introspector) Verify(ctx context.Context, token string) (*Claims, error) {
+	return in.VerifyFrom(ctx, token, "")
+}
+
+// VerifyFrom is Verify of a token that peer, a request's source address,
+// presented: a request to the provider is charged to peer's share of
+// MaxRate (see ReservedRate), and a valid token earns peer its share of
+// the reserve.
+func (in *Introspector) VerifyFrom(ctx context.Context, token, peer string) (*Claims, error) {
 	key := TokenKey(token)
 	if in.l1 != nil {
 		if t, ok, _ := in.l1.Get(ctx, key); ok {
@@ -411,10 +467,38 @@ func (in *Introspector) Verify(ctx context.Context, token string) (*Claims, erro
 		}
 		in.stats.l1Misses.Add(1)
 	}
-	if t, ok := in.fromRedis(ctx, key); ok {
-		return in.verdict(t)
+	// Before Redis and the budget: a token the provider cannot have issued
+	// costs neither.
+	if in.format != nil && !in.fits(token) {
+		return nil, &TokenError{Reason: ReasonTokenMalformed, Description: "the token is not in the form of the introspection provider's tokens"}
 	}
-	return in.await(ctx, key, token)
+	from := peerOf(peer)
+	var (
+		c   *Claims
+		err error
+	)
+	if t, ok := in.fromRedis(ctx, key); ok {
+		c, err = in.verdict(t)
+	} else {
+		c, err = in.await(ctx, key, token, from)
+	}
+	if err == nil {
+		in.budget.vouch(from, time.Now())
+	}
+	return c, err
+}
+
+// fits reports whether token can be one of the provider's tokens: of its
+// format, or a JWT of an issuer whose JWTs are introspected.
+func (in *Introspector) fits(token string) bool {
+	if in.format.fits(token) {
+		return true
+	}
+	if len(in.jwtIssuers) == 0 {
+		return false
+	}
+	iss, isJWT := peekIssuer(token)
+	return isJWT && in.jwtIssuers[iss]
 }
 
 // fromRedis looks the token under key up in Redis, on the caller's
@@ -447,12 +531,12 @@ func (in *Introspector) fromRedis(ctx context.Context, key [32]byte) (CachedToke
 
 // await returns the answer for the token under key, sharing one load with
 // every concurrent check of the same token.
-func (in *Introspector) await(ctx context.Context, key [32]byte, token string) (*Claims, error) {
+func (in *Introspector) await(ctx context.Context, key [32]byte, token string, from netip.Addr) (*Claims, error) {
 	// The flight outlives a caller that gives up, for the others waiting on
 	// it; its requests are bounded by their own timeouts.
 	fctx := context.WithoutCancel(ctx)
 	ch := in.flights.DoChan(hex.EncodeToString(key[:]), func() (any, error) {
-		return in.load(fctx, key, token)
+		return in.load(fctx, key, token, from)
 	})
 	ctx, cancel := beforeDeadline(ctx)
 	defer cancel()
@@ -498,9 +582,9 @@ func (t CachedToken) verdict(now time.Time) (*Claims, error) {
 }
 
 // load asks the provider about the token under key, which neither cache
-// held, and caches the answer in both.
-func (in *Introspector) load(ctx context.Context, key [32]byte, token string) (CachedToken, error) {
-	t, err := in.call(ctx, token)
+// held, for a check from peer, and caches the answer in both.
+func (in *Introspector) load(ctx context.Context, key [32]byte, token string, peer netip.Addr) (CachedToken, error) {
+	t, err := in.call(ctx, token, peer)
 	if err != nil {
 		return CachedToken{}, err
 	}
@@ -524,11 +608,11 @@ func (in *Introspector) share(t CachedToken) {
 	}
 }
 
-// call asks the provider about token, unless the breaker is open or the
-// request would exceed MaxConcurrent or MaxRate: then it refuses at once,
-// since a check that waited would hold its caller for a request that a
-// flood may never let through.
-func (in *Introspector) call(ctx context.Context, token string) (CachedToken, error) {
+// call asks the provider about token for a check from peer, unless the
+// breaker is open or the request would exceed MaxConcurrent or peer's share
+// of MaxRate: then it refuses at once, since a check that waited would hold
+// its caller for a request that a flood may never let through.
+func (in *Introspector) call(ctx context.Context, token string, peer netip.Addr) (CachedToken, error) {
 	select {
 	case in.slots <- struct{}{}:
 		defer func() { <-in.slots }()
@@ -543,7 +627,7 @@ func (in *Introspector) call(ctx context.Context, token string) (CachedToken, er
 			Description: "the introspection endpoint is failing; retry later"}
 	}
 	// After the breaker, so that an open breaker spends none of the rate.
-	if !in.limiter.Allow() {
+	if !in.budget.allow(peer, time.Now()) {
 		in.breaker.cancel(probe)
 		in.stats.throttled.Add(1)
 		return CachedToken{}, introspectionThrottled()

@@ -352,7 +352,7 @@ func TestIntrospectConcurrentChecksShareOneCall(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the concurrent checks of one token")
 	close(errs)
 	for err := range errs {
 		t.Errorf("Verify: %v", err)
@@ -364,10 +364,20 @@ func TestIntrospectConcurrentChecksShareOneCall(t *testing.T) {
 
 func TestIntrospectAbandonedCheckDoesNotFailOthers(t *testing.T) {
 	srv := testutil.NewIntrospectionServer(t)
-	in := newIntrospector(t, introspectionConfig(t, srv))
+	cfg := introspectionConfig(t, srv)
+	// The provider's request must outlive every step below: the first
+	// check's giving up is what ends it otherwise.
+	cfg.Timeout = testutil.WaitTimeout
+	held := &testutil.HeldTransport{}
+	in, err := authz.NewIntrospector(cfg, authz.IntrospectorOptions{HTTPClient: &http.Client{Transport: held}})
+	if err != nil {
+		t.Fatalf("NewIntrospector: %v", err)
+	}
+	t.Cleanup(func() { in.Close() })
+	t.Cleanup(held.Release)
 	token := newToken(t)
 	srv.Register(token, activeResponse())
-	srv.SetDelay(200 * time.Millisecond)
+
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	first := make(chan error, 1)
@@ -375,15 +385,25 @@ func TestIntrospectAbandonedCheckDoesNotFailOthers(t *testing.T) {
 		_, err := in.Verify(ctx, token)
 		first <- err
 	}()
-	for srv.Calls() == 0 {
-		time.Sleep(time.Millisecond)
+	testutil.Recv(t, held.Arrived(), testutil.WaitTimeout, "the first check's request to the provider")
+	wantReason(t, testutil.Recv(t, first, testutil.WaitTimeout, "the first check to give up"), authz.ReasonIntrospectionDown, true)
+	testutil.Recv(t, ctx.Done(), testutil.WaitTimeout, "the first check's deadline")
+
+	// The first check's deadline has passed while its request was held:
+	// released now, the request goes on only if it outlives that check. A
+	// second check shares it, or, if it comes after the request ended,
+	// finds its answer in the cache.
+	second := make(chan error, 1)
+	go func() {
+		_, err := in.Verify(context.Background(), token)
+		second <- err
+	}()
+	held.Release()
+	if err := testutil.Recv(t, second, testutil.WaitTimeout, "the second check"); err != nil {
+		t.Errorf("Verify after an abandoned check of the same token: %v", err)
 	}
-	if _, err := in.Verify(context.Background(), token); err != nil {
-		t.Errorf("Verify sharing a flight with an abandoned check: %v", err)
-	}
-	wantReason(t, <-first, authz.ReasonIntrospectionDown, true)
-	if n := srv.Calls(); n != 1 {
-		t.Errorf("provider calls = %d, want 1", n)
+	if sent, n := in.Stats().Calls, srv.Calls(); sent != 1 || n != 1 {
+		t.Errorf("%d requests sent, %d reached the provider; want 1: the abandoned check's request was not carried through", sent, n)
 	}
 }
 
@@ -401,7 +421,7 @@ func TestIntrospectNegativeCache(t *testing.T) {
 			errs <- err
 		})
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the concurrent checks of one inactive token")
 	close(errs)
 	for err := range errs {
 		wantReason(t, err, authz.ReasonInactive, false)
@@ -815,7 +835,7 @@ func TestIntrospectBoundsTheCallsOfAFlood(t *testing.T) {
 			if _, err := in.Verify(ctx, cached); err != nil {
 				t.Errorf("Verify of a cached token during the flood: %v", err)
 			}
-			wg.Wait()
+			testutil.Wait(t, &wg, testutil.WaitTimeout, "the flood's checks")
 
 			bound := tt.maxConcurrent
 			if tt.maxConcurrent == 0 {

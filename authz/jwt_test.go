@@ -480,7 +480,7 @@ func TestJWTKeyRotation(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the checks after the rotation")
 	close(errs)
 	for err := range errs {
 		t.Errorf("Verify after the rotation: %v", err)
@@ -513,7 +513,7 @@ func TestJWTUnknownKIDFloodFetchesOnce(t *testing.T) {
 				for _, tok := range toks {
 					wg.Go(func() { check(tok) })
 				}
-				wg.Wait()
+				testutil.Wait(t, &wg, testutil.WaitTimeout, "the checks of the unknown kids")
 			} else {
 				for _, tok := range toks {
 					check(tok)

@@ -34,9 +34,14 @@ type Router struct {
 
 // Verify checks token with the verifier for it.
 func (r *Router) Verify(ctx context.Context, token string) (*Claims, error) {
+	return r.VerifyFrom(ctx, token, "")
+}
+
+// VerifyFrom checks token, presented by peer, with the verifier for it.
+func (r *Router) VerifyFrom(ctx context.Context, token, peer string) (*Claims, error) {
 	switch {
 	case r.JWT == nil && r.Introspector != nil:
-		return r.Introspector.Verify(ctx, token)
+		return verifyFrom(ctx, r.Introspector, token, peer)
 	case r.JWT != nil && r.Introspector == nil && len(r.IntrospectIssuers) == 0:
 		// No choice to make: the JWT verifier refuses other tokens as the
 		// router would, with more precise descriptions.
@@ -47,7 +52,7 @@ func (r *Router) Verify(ctx context.Context, token string) (*Claims, error) {
 	case isJWT && r.JWT != nil && !r.IntrospectIssuers[iss] && r.JWT.Issuer(iss):
 		return r.JWT.Verify(ctx, token)
 	case r.Introspector != nil:
-		return r.Introspector.Verify(ctx, token)
+		return verifyFrom(ctx, r.Introspector, token, peer)
 	case isJWT:
 		return nil, &TokenError{Reason: ReasonUnknownIssuer, Description: "the token's issuer is not trusted"}
 	}

@@ -34,8 +34,13 @@ introspection:
   audiences: [orders-api]
   timeout: 5s
   cache: {max_ttl: ` + cacheTTL.String() + `}
+  token_format: ` + hydraTokenFormat + `
 `
 }
+
+// hydraTokenFormat is the token_format that the README documents for
+// Hydra's access tokens: every opaque token of the suite must fit it.
+const hydraTokenFormat = "{prefix: ory_at_, alphabet: base64url, segments: 2, min_length: 94, max_length: 94}"
 
 // opaqueSvc is a client that gets opaque access tokens.
 var opaqueSvc = client{
@@ -62,6 +67,10 @@ func TestOpaque(t *testing.T) {
 		if a.headers["x-scopegate-client-id"] != "opaque-svc" || a.headers["x-scopegate-scopes"] != "orders:read" {
 			t.Errorf("identity headers %v", a.headers)
 		}
+	})
+	t.Run("a bearer string out of Hydra's token format is 401 token_malformed", func(t *testing.T) {
+		tok := h.token(t, opaque, "orders-api", "orders:read")
+		sg.expect(t, "GET", "/orders/42", strings.Replace(tok, ".", "_", 1), http.StatusUnauthorized, "token_malformed")
 	})
 	t.Run("a missing scope is 403 insufficient_scope", func(t *testing.T) {
 		sg.expect(t, "GET", "/orders/42", h.token(t, opaque, "orders-api", "orders:write"), http.StatusForbidden, "insufficient_scope")

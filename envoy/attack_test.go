@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/internal/testutil"
 	"github.com/scopegate/scopegate/policy"
 )
 
@@ -282,7 +283,7 @@ func TestAttackTokenViewsOutliveTheCall(t *testing.T) {
 			}
 		}()
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the concurrent checks")
 	close(errs)
 	for e := range errs {
 		t.Error(e)

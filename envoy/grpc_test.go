@@ -347,10 +347,10 @@ func TestRandomKIDFloodFetchesJWKSAtMostTwice(t *testing.T) {
 			}
 		}()
 		if i%100 == 99 {
-			wg.Wait()
+			testutil.Wait(t, &wg, testutil.WaitTimeout, "a hundred random-kid checks")
 		}
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the random-kid checks")
 	close(errs)
 	for r := range errs {
 		t.Fatalf("a random-kid token got %s", r)

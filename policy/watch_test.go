@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scopegate/scopegate/internal/testutil"
 )
 
 // numbered returns a valid policy whose only route is named r<n>.
@@ -38,7 +40,7 @@ func watchDebounced(t *testing.T, file, version string, debounce time.Duration) 
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := testutil.Recv(t, done, testutil.WaitTimeout, "Run to return once cancelled"); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	})

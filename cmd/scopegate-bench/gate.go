@@ -22,6 +22,10 @@ type gateConfig struct {
 	// IntrospectionL1 bounds the in-process cache of introspection
 	// answers; 0 leaves scopegate's default.
 	IntrospectionL1 int
+	// IntrospectionMaxRate, when set, is introspection's max_rate instead
+	// of introspectionMaxRate, and the harness's opaque tokens have their
+	// token_format: the limiter is what the run measures.
+	IntrospectionMaxRate int
 	// Redis, when set, is the address of the introspection cache's shared
 	// tier.
 	Redis string
@@ -66,9 +70,16 @@ policy:
 		}
 		// The limits on introspection requests are raised far above the
 		// defaults (100 a second), so that a run measures introspection
-		// rather than the limiter.
+		// rather than the limiter, unless the limiter is what it measures.
+		maxRate := introspectionMaxRate
+		if g.IntrospectionMaxRate != 0 {
+			maxRate = g.IntrospectionMaxRate
+		}
 		fmt.Fprintf(&b, "introspection:\n  endpoint: %s\n  client_id: %s\n  client_secret_file: %s\n  audiences: [%s]\n  max_concurrent: %d\n  max_rate: %d\n",
-			in.url, introspectionClient, secret, benchAudience, introspectionMaxConcurrent, introspectionMaxRate)
+			in.url, introspectionClient, secret, benchAudience, introspectionMaxConcurrent, maxRate)
+		if g.IntrospectionMaxRate != 0 {
+			fmt.Fprintf(&b, "  token_format: %s\n", opaqueFormat)
+		}
 		if g.IntrospectionL1 != 0 || g.Redis != "" {
 			b.WriteString("  cache:\n")
 		}

@@ -134,13 +134,21 @@ func (l *Load) Run(ctx context.Context) (*Result, error) {
 	var wg sync.WaitGroup
 	closed := make([]*caller, l.Concurrency)
 	seq := order(l.Mix.Requests)
+	var paced *pacer
+	if l.Mix.Rate > 0 {
+		paced = &pacer{start: time.Now(), interval: time.Second / time.Duration(l.Mix.Rate)}
+	}
 	for i := range closed {
 		c, err := newCaller(r, conns[i%len(conns)], l.Mix.Requests, seq, i)
 		if err != nil {
 			return nil, err
 		}
 		closed[i] = c
-		wg.Go(func() { c.closedLoop(callCtx) })
+		if paced != nil {
+			wg.Go(func() { c.openLoop(callCtx, paced) })
+		} else {
+			wg.Go(func() { c.closedLoop(callCtx) })
+		}
 	}
 	var flood []*caller
 	if f := l.Mix.Flood; f != nil {

@@ -20,6 +20,7 @@ const (
 	redisP50Factor    = 2.0  // Redis hit: p50 < 2 × the floor's
 	uniqueSigFactor   = 1.15 // unique tokens: CPU ≤ floor + 1.15 × one verification
 	floodKeep         = 0.90 // valid traffic keeps 90 % of its throughput in a flood
+	junkKeep          = 0.90 // new opaque tokens keep 90 % success beside junk
 	policyFlatness    = 0.10 // CPU per check within 10 % from 10 to 10,000 routes
 	maxWarmAllocs     = 15   // allocations per in-process check, warm cache
 	memoryLimit       = 100 << 20
@@ -198,6 +199,8 @@ func (r *Report) writeGroup(w io.Writer, g string) {
 		}
 	}
 	switch g {
+	case groupOpaque:
+		r.writeJunkFlood(w)
 	case groupDeny:
 		r.writeFlood(w)
 	case groupPolicy:
@@ -276,6 +279,32 @@ func (r *Report) writeFlood(w io.Writer) {
 			100*row.kept(), floorKept(floor, row.c), thousands(float64(f.Rate)), thousands(f.RPS), counts(f.Errors))
 	}
 	p("\n")
+}
+
+// junkFlood names the scenario of new opaque tokens beside a flood of junk
+// bearer strings.
+const junkFlood = "opaque-junk-flood"
+
+// allowedShare is the share of the requests of s that were allowed.
+func allowedShare(s *Stream) float64 {
+	var n int64
+	for o, c := range s.Outcomes {
+		if o == "allow" || strings.HasPrefix(o, "allow ") {
+			n += c
+		}
+	}
+	return ratio(float64(n), float64(s.Requests))
+}
+
+// writeJunkFlood states what the new valid tokens got beside the junk.
+func (r *Report) writeJunkFlood(w io.Writer) {
+	for _, res := range r.Results {
+		if res.Scenario != junkFlood || res.Flood == nil {
+			continue
+		}
+		fmt.Fprintf(w, "New valid opaque tokens beside the junk flood: **%.1f %%** of %d allowed (%s); the junk, asked at %s/s, got %s.\n\n",
+			100*allowedShare(&res.Stream), res.Requests, counts(res.Outcomes), thousands(float64(res.Flood.Rate)), counts(res.Flood.Outcomes))
+	}
 }
 
 // floorKept is the share of its throughput that the floor kept beside
@@ -424,6 +453,13 @@ func (r *Report) targets() []target {
 		}
 		ts = append(ts, target{fmt.Sprintf("random-kid flood at 5,000/s: valid traffic keeps ≥ %.0f %% of its throughput", 100*floodKeep),
 			strings.Join(parts, ", "), worst.kept() >= floodKeep})
+	}
+	for _, res := range r.Results {
+		if res.Scenario == junkFlood && res.Flood != nil {
+			share := allowedShare(&res.Stream)
+			ts = append(ts, target{fmt.Sprintf("junk bearer strings at %d × max_rate: new valid opaque tokens keep ≥ %.0f %% success", junkFactor, 100*junkKeep),
+				fmt.Sprintf("%.1f %% of %d", 100*share, res.Requests), share >= junkKeep})
+		}
 	}
 	if small, large := r.result("policy-10", targetConcurrency), r.result("policy-10000", targetConcurrency); small != nil && large != nil && small.Server != nil && large.Server != nil {
 		g := ratio(cpuOf(large), cpuOf(small))

@@ -15,7 +15,11 @@ import (
 // their weights, and an optional flood beside them.
 type Mix struct {
 	Requests []Request
-	Flood    *Flood
+	// Rate, when set, paces Requests at this many a second, open-loop as a
+	// flood, rather than as fast as the callers get answers: for traffic
+	// that a limit on the server would otherwise measure.
+	Rate  int
+	Flood *Flood
 }
 
 // Flood is open-loop traffic sent at a fixed rate beside a mix's requests,
@@ -32,6 +36,9 @@ type Request struct {
 	// Tokens gives the bearer token of each request; nil sends no
 	// authorization header.
 	Tokens *Tokens
+	// Peer is the request's source address, as Envoy reports it; empty
+	// means 127.0.0.1.
+	Peer   string
 	Weight int // relative to the other requests; 0 counts as 1
 	Expect Expect
 }
@@ -94,6 +101,9 @@ func (m *Mix) check() error {
 	}
 	if err := checkRequests("requests", m.Requests); err != nil {
 		return err
+	}
+	if m.Rate < 0 {
+		return fmt.Errorf("the rate must not be negative")
 	}
 	if f := m.Flood; f != nil {
 		if f.Rate <= 0 {

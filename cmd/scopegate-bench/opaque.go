@@ -16,10 +16,16 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The opaque tokens of the harness start with opaquePrefix: its
-// introspection endpoint answers active for any such token, so that the
-// suite makes as many as it needs without registering them.
+// The opaque tokens of the harness are opaquePrefix and the 26 upper-case
+// letters and digits of rand.Text: its introspection endpoint answers
+// active for any such token, so that the suite makes as many as it needs
+// without registering them. Junk tokens have the same form in lower case,
+// which the endpoint answers inactive.
 const opaquePrefix = "opaque-"
+
+// opaqueFormat is the token_format of the harness's opaque tokens, which
+// junk tokens fit too.
+const opaqueFormat = "{prefix: " + opaquePrefix + ", alphabet: base64url, segments: 1, min_length: 33, max_length: 33}"
 
 // introspectionDelay stands for the round trip to a provider's
 // introspection endpoint.
@@ -42,6 +48,23 @@ func opaqueTokens(n int) []string {
 		tokens[i] = opaquePrefix + rand.Text()
 	}
 	return tokens
+}
+
+// junkTokens returns n distinct tokens of the harness's form that its
+// introspection endpoint answers inactive: random bearer strings that a
+// token_format cannot tell from valid tokens.
+func junkTokens(n int) []string {
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = opaquePrefix + strings.ToLower(rand.Text())
+	}
+	return tokens
+}
+
+// harnessToken reports whether token is one of opaqueTokens'.
+func harnessToken(token string) bool {
+	rest, ok := strings.CutPrefix(token, opaquePrefix)
+	return ok && rest != "" && strings.Trim(rest, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") == ""
 }
 
 // introspection is an RFC 7662 introspection endpoint on loopback. It
@@ -82,7 +105,7 @@ func (in *introspection) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	time.Sleep(introspectionDelay)
 	w.Header().Set("Content-Type", "application/json")
-	if !strings.HasPrefix(r.PostFormValue("token"), opaquePrefix) {
+	if !harnessToken(r.PostFormValue("token")) {
 		w.Write([]byte(`{"active":false}`))
 		return
 	}

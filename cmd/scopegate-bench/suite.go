@@ -49,6 +49,18 @@ const (
 	floodTokens  = 20_000  // distinct unknown kids, sent round-robin
 )
 
+// The junk flood against introspection: at junkFactor × max_rate, from
+// junkPeers source addresses, beside new valid tokens from one more at
+// newTokenRate a second.
+const (
+	junkMaxRate    = 100 // introspection's max_rate, the default
+	junkFactor     = 4
+	junkPeers      = 8
+	junkTokenCount = 20_000 // distinct, sent round-robin: none again within negative_ttl
+	newTokenRate   = 20
+	junkDuration   = 8 * time.Second
+)
+
 // suite runs the scenarios of the performance report and collects their
 // results. Every run has a server of its own, started for it, so that no
 // run inherits another's cache or heap and unique tokens can be sent
@@ -92,6 +104,11 @@ type scenario struct {
 	// auditOff turns the audit log off; the other scenarios run scopegate
 	// as deployed, with it on.
 	auditOff bool
+	// maxRate, when set, is introspection's max_rate, and the opaque
+	// tokens have their token_format (gateConfig.IntrospectionMaxRate).
+	maxRate int
+	// conc, when set, replaces suiteConcurrency.
+	conc []int
 }
 
 // tokenSet is a set of tokens that scenarios send. It is minted before
@@ -109,7 +126,7 @@ type tokenSet struct {
 type tokenSets struct {
 	hot, badSig, kids *tokenSet
 	unique            map[string]*tokenSet // by algorithm
-	opaque            []string             // made, not minted
+	opaque, junk      []string             // made, not minted
 }
 
 func newTokenSets() *tokenSets {
@@ -124,6 +141,7 @@ func newTokenSets() *tokenSets {
 			devidp.EdDSA: {n: memoryTokens, alg: devidp.EdDSA, kind: validToken, about: "EdDSA tokens"},
 		},
 		opaque: opaqueTokens(uniqueTokens),
+		junk:   junkTokens(junkTokenCount),
 	}
 }
 
@@ -193,6 +211,22 @@ func (s *suite) scenarios(t *tokenSets) []*scenario {
 		&scenario{ScenarioInfo: ScenarioInfo{Name: "opaque-miss", Group: groupOpaque, Title: "Opaque, every token unique: introspection answers in 1 ms"},
 			opaque: true, duration: uniqueDuration,
 			mix: func(int) *Mix { return &Mix{Requests: orders(Unique(t.opaque), ExpectAllow)} }},
+		&scenario{ScenarioInfo: ScenarioInfo{Name: junkFlood, Group: groupOpaque,
+			Title: fmt.Sprintf("New opaque tokens at %d/s beside junk at %d × max_rate", newTokenRate, junkFactor),
+			Note: fmt.Sprintf("max_rate %d; every valid token is new, from one source address; the junk, in the tokens' token_format, "+
+				"comes at %s/s from %d others, so that every string costs a request; checks/s and latency are the valid tokens'",
+				junkMaxRate, thousands(junkFactor*junkMaxRate), junkPeers)},
+			opaque: true, maxRate: junkMaxRate, conc: []int{4}, duration: junkDuration,
+			mix: func(int) *Mix {
+				flood := make([]Request, junkPeers)
+				junk := RoundRobin(t.junk)
+				for i := range flood {
+					flood[i] = Request{Method: "GET", Host: benchHost, Path: "/orders/42", Tokens: junk, Expect: ExpectDeny,
+						Peer: fmt.Sprintf("127.0.0.%d", i+2)}
+				}
+				return &Mix{Requests: orders(Unique(t.opaque), ExpectAllow), Rate: newTokenRate,
+					Flood: &Flood{Rate: junkFactor * junkMaxRate, Requests: flood}}
+			}},
 		&scenario{ScenarioInfo: ScenarioInfo{Name: "deny-bad-signature", Group: groupDeny, Title: "Invalid signature (RS256), one token"},
 			uses: []*tokenSet{t.badSig},
 			mix:  func(int) *Mix { return &Mix{Requests: orders(RoundRobin(t.badSig.tokens), ExpectDeny)} }},
@@ -284,8 +318,11 @@ func (s *suite) run(ctx context.Context, only []string) error {
 		}
 		s.report.Scenarios = append(s.report.Scenarios, sc.ScenarioInfo)
 		conc := suiteConcurrency
-		if sc.memory {
+		switch {
+		case sc.memory:
 			conc = []int{primeConcurrency}
+		case sc.conc != nil:
+			conc = sc.conc
 		}
 		for _, c := range conc {
 			if sc.alone != nil {
@@ -371,7 +408,7 @@ func (s *suite) start(ctx context.Context, sc *scenario, run string) (*server, s
 		if err == nil {
 			g := &gateConfig{GRPC: addr, Admin: admin, Issuer: s.iss, Routes: max(sc.routes, 10)}
 			if sc.opaque {
-				g.Introspection, g.IntrospectionL1 = s.intro, sc.l1
+				g.Introspection, g.IntrospectionL1, g.IntrospectionMaxRate = s.intro, sc.l1, sc.maxRate
 			}
 			if sc.redis {
 				g.Redis = s.redis.addr

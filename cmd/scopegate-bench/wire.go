@@ -42,7 +42,11 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // encodeRequest returns the encoding of the CheckRequest that Envoy sends
 // for r, without an authorization header.
 func encodeRequest(r *Request) ([]byte, error) {
-	return proto.Marshal(envoy.CheckRequest(r.Method, r.Host, r.Path, nil))
+	m := envoy.CheckRequest(r.Method, r.Host, r.Path, nil)
+	if r.Peer != "" {
+		m.Attributes.Source.Address.GetSocketAddress().Address = r.Peer
+	}
+	return proto.Marshal(m)
 }
 
 // Field numbers of the CheckRequest and CheckResponse fields the harness

@@ -88,7 +88,7 @@ func TestDevWalkthrough(t *testing.T) {
 	}
 
 	cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
+	if err := waitExit(t, cmd); err != nil {
 		t.Errorf("after SIGTERM: %v\n%s", err, stderr.String())
 	}
 	if strings.Contains(stderr.String(), tok.AccessToken) {

@@ -418,11 +418,11 @@ audit: { enabled: false }
 	}
 
 	for range inFlight {
-		if r := <-results; r.err != nil || r.status != 200 {
+		if r := testutil.Recv(t, results, testutil.WaitTimeout, "the checks in flight at SIGTERM"); r.err != nil || r.status != 200 {
 			t.Errorf("a check in flight at SIGTERM got %d, %v; want 200", r.status, r.err)
 		}
 	}
-	if err := s.cmd.Wait(); err != nil {
+	if err := waitExit(t, s.cmd); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr.String())
 	}
 }

@@ -124,7 +124,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 	stop.Store(true)
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the checks during the reloads")
 
 	if checks.Load() < generations {
 		t.Errorf("only %d checks ran", checks.Load())

@@ -24,7 +24,7 @@ func newVerifier(ctx context.Context, cfg *config.Config, out outbound, logger *
 		if err := authz.DiscoverIntrospection(ctx, &ic, out.jwks); err != nil {
 			return nil, err
 		}
-		in, err := authz.NewIntrospector(ic, authz.IntrospectorOptions{HTTPClient: out.introspection, Logger: logger, ExtraClaims: cfg.ExtraClaims()})
+		in, err := authz.NewIntrospector(ic, authz.IntrospectorOptions{HTTPClient: out.introspection, Logger: logger, ExtraClaims: cfg.ExtraClaims(), JWTIssuers: cfg.IntrospectIssuers()})
 		if err != nil {
 			return nil, err
 		}

@@ -60,7 +60,10 @@ func serve(t *testing.T, s *tlsfiles.Server) string {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { lis.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		lis.Close()
+		testutil.Wait(t, &wg, testutil.WaitTimeout, "the echo server's connections to close")
+	})
 	wg.Go(func() {
 		for {
 			c, err := lis.Accept()
