@@ -160,7 +160,9 @@ func match(p *policy.Policy, r *Request) (d Decision, route *policy.Route, decid
 	d.PolicyVersion = p.Version
 	path, err := policy.NormalizePath(r.Path)
 	if err != nil {
-		return d.deny(http.StatusBadRequest, ReasonBadPath, "", "the request path is not allowed: "+err.Error()), nil, true
+		// The error quotes the path, which may hold a token.
+		desc := Redact("the request path is not allowed: "+err.Error(), BearerToken(r.Authorization))
+		return d.deny(http.StatusBadRequest, ReasonBadPath, "", desc), nil, true
 	}
 	d.Path = path
 	route = p.Match(r.Method, r.Host, path)
