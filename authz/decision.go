@@ -200,7 +200,9 @@ func match(p *policy.Policy, r *Request, needHost bool) (d Decision, route *poli
 	d.PolicyVersion = p.Version
 	path, err := policy.NormalizePath(r.Path)
 	if err != nil {
-		return d.deny(http.StatusBadRequest, ReasonBadPath, "", "the request path is not allowed: "+err.Error()), nil, true
+		// The error quotes the path, which may hold a token.
+		desc := Redact("the request path is not allowed: "+err.Error(), BearerToken(r.Authorization))
+		return d.deny(http.StatusBadRequest, ReasonBadPath, "", desc), nil, true
 	}
 	d.Path = path
 	switch host, _, err := policy.ParseAuthority(r.Host); {

@@ -67,12 +67,19 @@ func start(t *testing.T, opts authz.Options, issuers ...authz.Issuer) *harness {
 // serve serves a on loopback over real gRPC and returns a client of it.
 func serve(t *testing.T, a *authz.Authorizer) authv3.AuthorizationClient {
 	t.Helper()
+	return serveServer(t, &envoy.Server{Authorizer: a})
+}
+
+// serveServer serves s on loopback over real gRPC and returns a client of
+// it.
+func serveServer(t *testing.T, s *envoy.Server) authv3.AuthorizationClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	g := grpc.NewServer()
-	(&envoy.Server{Authorizer: a}).Register(g)
+	s.Register(g)
 	go g.Serve(lis)
 	t.Cleanup(g.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

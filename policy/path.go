@@ -120,12 +120,24 @@ func dotSegment(seg []byte) int {
 	return 0
 }
 
+// badPath returns the error of the bad path raw. It quotes raw, which is
+// the caller's and ends up in the deny's body and challenge and in the
+// audit log, but never its query or fragment, where tokens travel
+// (access_token=), and at most its first 64 bytes, cut before a '/' or
+// ';' so that no segment, and no token in one, is shown in part.
 func badPath(raw, reason string) error {
-	const maxShown = 128 // the path is attacker-controlled and ends up in logs
-	if len(raw) > maxShown {
-		raw = raw[:maxShown] + "..."
+	const maxShown = 64
+	shown := raw
+	if i := strings.IndexAny(shown, "?#"); i >= 0 {
+		shown = shown[:i]
 	}
-	return fmt.Errorf("%w %q: %s", ErrBadPath, raw, reason)
+	if len(shown) > maxShown {
+		shown = shown[:max(strings.LastIndexAny(shown[:maxShown+1], "/;"), 0)]
+	}
+	if len(shown) < len(raw) {
+		shown += "..."
+	}
+	return fmt.Errorf("%w %q: %s", ErrBadPath, shown, reason)
 }
 
 // segmentError says what is wrong in a path segment, and where in it.

@@ -69,7 +69,8 @@ func newOps(cfg *config.Config, stdout, stderr io.Writer, logger *slog.Logger) (
 			}
 			w, o.auditOut = f, f
 		}
-		o.audit = telemetry.NewBufferedAudit(w, cfg.Audit.SampleRate(), auditFlushAfter)
+		o.audit = telemetry.NewBufferedAudit(w, cfg.Audit.SampleRate(), auditFlushAfter, logger)
+		o.metrics.CollectAuditDropped(o.audit.Dropped)
 	}
 	return o, nil
 }
@@ -79,8 +80,8 @@ func newOps(cfg *config.Config, stdout, stderr io.Writer, logger *slog.Logger) (
 // check; a crash loses the lines that wait, so the wait is short.
 const auditFlushAfter = 100 * time.Millisecond
 
-// Close writes the audit lines that wait and closes the audit log's file,
-// if it has one.
+// Close writes the audit lines that wait, giving up on an output that
+// takes none for a while, and closes the audit log's file, if it has one.
 func (o *ops) Close() error {
 	err := o.audit.Close()
 	if o.auditOut != nil {

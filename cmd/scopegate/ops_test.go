@@ -76,9 +76,19 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 // startServer runs bin with the config file and waits until it is ready.
 func startServer(t *testing.T, bin, config string) *server {
 	t.Helper()
+	return startServerWithStdout(t, bin, config, nil)
+}
+
+// startServerWithStdout is startServer with stdout, if not nil, as the
+// process's stdout instead of s.stdout.
+func startServerWithStdout(t *testing.T, bin, config string, stdout io.Writer) *server {
+	t.Helper()
 	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	s.cmd = exec.Command(bin, "serve", "--config", config)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	if stdout != nil {
+		s.cmd.Stdout = stdout
+	}
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,10 @@ package telemetry
 import (
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -15,8 +15,9 @@ import (
 )
 
 // maxField bounds every value of an audit line that the request supplies
-// (host, path, request id, source address), so that a line stays small
-// whatever a caller sends.
+// (method, host, path, request id, source address), so that a line stays
+// small whatever a caller sends: it counts the bytes written, escapes
+// included, since a NUL is six bytes once escaped.
 const maxField = 1024
 
 // tokenIDLen is the number of hex digits of a token's SHA-256 that an
@@ -31,33 +32,42 @@ const tokenIDLen = 16
 //
 // A line is, byte for byte, what log/slog's JSON handler writes for a
 // record of the same fields: time, level and msg, then the fields in a
-// fixed order. Audit encodes it itself, without allocating, as slog
+// fixed order, those that the request supplies redacted and clipped as
+// appendField says. Audit encodes it itself, without allocating, as slog
 // cannot.
 type Audit struct {
-	allowRate  float64
-	flushAfter time.Duration
+	allowRate float64
 
-	mu       sync.Mutex // serializes the writes to w, so lines do not interleave; guards what follows
-	w        io.Writer
-	buffered bool        // whether lines wait in pending; false once closed
-	pending  []byte      // whole lines not yet written
-	flush    *time.Timer // writes pending; armed while lines wait
+	// Of an Audit from NewAudit:
+	mu sync.Mutex // serializes the writes to w, so lines do not interleave
+	w  io.Writer
+
+	q *lineQueue // of an Audit from NewBufferedAudit
 }
 
 // NewAudit returns an Audit that writes to w every deny, would-be deny
 // (dry run) and, at random, the fraction allowSampleRate of allows: 1
-// writes all of them, 0 none. Each line is one call of w.Write.
+// writes all of them, 0 none. Each line is one call of w.Write, made by
+// the check that Record is called for: w must not block, as a
+// bytes.Buffer does not. serve's audit log is a buffered one.
 func NewAudit(w io.Writer, allowSampleRate float64) *Audit {
 	return &Audit{w: w, allowRate: allowSampleRate}
 }
 
-// NewBufferedAudit returns an Audit as NewAudit does, but one that holds
-// lines and writes them together, which saves a system call a line when w
-// is a file or a pipe: no line waits longer than flushAfter, and Close
-// writes those that wait. A call of w.Write carries whole lines, at most
-// 4 KiB of them, but for a longer line, which is written alone.
-func NewBufferedAudit(w io.Writer, allowSampleRate float64, flushAfter time.Duration) *Audit {
-	return &Audit{w: w, allowRate: allowSampleRate, flushAfter: flushAfter, buffered: true, pending: make([]byte, 0, pipeBuf)}
+// NewBufferedAudit returns an Audit as NewAudit does, but one whose checks
+// never wait for w, whatever w does: a goroutine of its own writes the
+// lines, several at once, which also saves a system call a line when w is
+// a file or a pipe. No line waits longer than flushAfter for others. A
+// call of w.Write carries whole lines, at most 4 KiB of them, but for a
+// longer line, which is written alone.
+//
+// While w does not take lines as fast as they come, they wait, up to
+// 1 MiB of them; past that, and once closed, lines are dropped. Dropped
+// returns how many were, and logger, or slog's default logger if nil,
+// says so, at most every 10 seconds. Close must be called to write the
+// lines that wait and stop the goroutine.
+func NewBufferedAudit(w io.Writer, allowSampleRate float64, flushAfter time.Duration, logger *slog.Logger) *Audit {
+	return &Audit{allowRate: allowSampleRate, q: newLineQueue(w, flushAfter, logger)}
 }
 
 // pipeBuf is PIPE_BUF on Linux: what one write to a pipe puts in it
@@ -84,77 +94,48 @@ func (a *Audit) Record(r *authz.Request, d *authz.Decision, took time.Duration) 
 	if a == nil || !a.sampled(d) {
 		return
 	}
+	now := time.Now()
 	p := lineBufs.Get().(*[]byte)
-	b := appendLine((*p)[:0], time.Now(), r, d, took)
-	a.write(b)
+	b := appendLine((*p)[:0], now, r, d, took)
+	if a.q != nil {
+		a.q.add(b, now)
+	} else {
+		a.write(b)
+	}
 	if cap(b) <= maxPooledLine {
 		*p = b
 		lineBufs.Put(p)
 	}
 }
 
-// write writes line to w, or adds it to the lines waiting. As with slog,
-// a failed write is not the check's concern: the line is lost and the
-// check goes on.
+// write writes line to w. As with slog, a failed write is not the check's
+// concern: the line is lost and the check goes on.
 func (a *Audit) write(line []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.buffered {
-		a.w.Write(line)
-		return
-	}
-	if len(a.pending)+len(line) > cap(a.pending) {
-		a.writePending()
-		if len(line) > cap(a.pending) {
-			a.w.Write(line)
-			return
-		}
-	}
-	if len(a.pending) == 0 {
-		if a.flush == nil {
-			a.flush = time.AfterFunc(a.flushAfter, a.flushPending)
-		} else {
-			a.flush.Reset(a.flushAfter)
-		}
-	}
-	a.pending = append(a.pending, line...)
+	a.w.Write(line)
 }
 
-// flushPending writes the lines waiting, if any.
-func (a *Audit) flushPending() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.writePending()
-}
-
-// writePending writes the lines waiting, if any. a.mu must be held.
-func (a *Audit) writePending() error {
-	if len(a.pending) == 0 {
-		return nil
-	}
-	_, err := a.w.Write(a.pending)
-	a.pending = a.pending[:0]
-	return err
-}
-
-// Close writes the lines that a buffered Audit holds; from then on, it
-// writes each line as it comes, as one from NewAudit does. It does not
-// close the writer. Close of an Audit from NewAudit, or of a nil one, does
-// nothing.
+// Close writes the lines that a buffered Audit holds, waiting at most 2
+// seconds for its writer to take them: past that, they are dropped, and
+// the error says how many. From then on, the Audit drops every line. It
+// does not close the writer. Close of an Audit from NewAudit, or of a nil
+// one, does nothing.
 func (a *Audit) Close() error {
-	if a == nil {
+	if a == nil || a.q == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.buffered {
-		return nil
+	return a.q.close()
+}
+
+// Dropped returns how many lines a buffered Audit dropped: because its
+// writer did not take them in time, failed to write them, or was closed.
+// It is 0 for an Audit from NewAudit.
+func (a *Audit) Dropped() uint64 {
+	if a == nil || a.q == nil {
+		return 0
 	}
-	a.buffered = false
-	if a.flush != nil {
-		a.flush.Stop()
-	}
-	return a.writePending()
+	return a.q.dropped.Load()
 }
 
 // sampled reports whether d is to be written: every deny and would-be
@@ -175,10 +156,10 @@ func appendLine(b []byte, now time.Time, r *authz.Request, d *authz.Decision, to
 	if c := d.Claims; c != nil {
 		client, subject, issuer, granted = c.ClientID, c.Subject, c.Issuer, c.Scopes
 	}
-	var method, host, requestID, peer, authorization string
+	var method, host, requestID, peer, bearer string
 	if r != nil {
 		method, host, peer = r.Method, r.Host, r.Peer
-		requestID, authorization = r.RequestID, r.Authorization
+		requestID, bearer = r.RequestID, authz.BearerToken(r.Authorization)
 	}
 	b = append(b, `{"time":"`...)
 	b = now.AppendFormat(b, time.RFC3339Nano)
@@ -187,7 +168,7 @@ func appendLine(b []byte, now time.Time, r *authz.Request, d *authz.Decision, to
 	b = append(b, `","status":`...)
 	b = strconv.AppendInt(b, int64(d.Status), 10)
 	b = appendString(append(b, `,"reason":`...), string(d.Reason))
-	b = appendString(append(b, `,"description":`...), d.Description)
+	b = appendField(append(b, `,"description":`...), d.Description, bearer, -1)
 	b = appendString(append(b, `,"route":`...), d.Route)
 	b = appendString(append(b, `,"policy_version":`...), d.PolicyVersion)
 	b = appendString(append(b, `,"client_id":`...), client)
@@ -195,13 +176,13 @@ func appendLine(b []byte, now time.Time, r *authz.Request, d *authz.Decision, to
 	b = appendString(append(b, `,"issuer":`...), issuer)
 	b = appendStrings(append(b, `,"scopes":`...), granted)
 	b = appendStrings(append(b, `,"required_scopes":`...), d.Required)
-	b = appendString(append(b, `,"method":`...), clip(method))
-	b = appendString(append(b, `,"host":`...), clip(host))
-	b = appendString(append(b, `,"path":`...), clip(d.Path))
-	b = appendString(append(b, `,"request_id":`...), clip(requestID))
-	b = appendString(append(b, `,"source":`...), clip(peer))
+	b = appendField(append(b, `,"method":`...), method, bearer, maxField)
+	b = appendField(append(b, `,"host":`...), host, bearer, maxField)
+	b = appendField(append(b, `,"path":`...), d.Path, bearer, maxField)
+	b = appendField(append(b, `,"request_id":`...), requestID, bearer, maxField)
+	b = appendField(append(b, `,"source":`...), peer, bearer, maxField)
 	b = append(b, `,"token_sha256":"`...)
-	b = appendTokenID(b, authorization)
+	b = appendTokenID(b, bearer)
 	b = append(b, `","latency_ms":`...)
 	b = appendMillis(b, took.Microseconds())
 	return append(b, "}\n"...)
@@ -211,7 +192,39 @@ func appendLine(b []byte, now time.Time, r *authz.Request, d *authz.Decision, to
 // the strings of its attributes: like encoding/json without HTML escaping,
 // except that it writes \b and \f as \u0008 and \u000c.
 func appendString(b []byte, s string) []byte {
-	return appendQuoted(b, s, false)
+	b, _ = appendEscaped(append(b, '"'), s, math.MaxInt, false)
+	return append(b, '"')
+}
+
+// appendField appends s to b as appendString does, but for what the
+// request may have put in it: every token (see authz.Redact) is written
+// as authz.RedactedToken, and no more than max bytes are written between
+// the quotes, none with a negative max. The cut comes after escaping and
+// before the first character or escape that would go past max: as if s
+// were cut to the longest prefix that, escaped, fits.
+func appendField(b []byte, s, bearer string, max int) []byte {
+	b = append(b, '"')
+	limit := math.MaxInt
+	if max >= 0 {
+		limit = len(b) + max
+	}
+	f := authz.FindTokens(s, bearer)
+	last, full := 0, false
+	for !full {
+		start, end := f.Next()
+		if start < 0 {
+			b, _ = appendEscaped(b, s[last:], limit, false)
+			break
+		}
+		if b, full = appendEscaped(b, s[last:start], limit, false); full {
+			break
+		}
+		n := min(len(authz.RedactedToken), limit-len(b))
+		b = append(b, authz.RedactedToken[:n]...)
+		full = n < len(authz.RedactedToken)
+		last = end
+	}
+	return append(b, '"')
 }
 
 // appendStrings appends s to b as a JSON array, an empty one for nil, as
@@ -223,7 +236,8 @@ func appendStrings(b []byte, s []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendQuoted(b, e, true)
+		b, _ = appendEscaped(append(b, '"'), e, math.MaxInt, true)
+		b = append(b, '"')
 	}
 	return append(b, ']')
 }
@@ -241,58 +255,75 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
-// appendQuoted appends s to b as a quoted JSON string. Quotes, backslashes
-// and control characters are escaped, \n, \r and \t by their short forms,
-// and \b and \f too if shortBF is set; each byte of invalid UTF-8 becomes
-// \ufffd, and U+2028 and U+2029 are escaped so that the line is also valid
-// JavaScript. <, > and & are left as they are.
-func appendQuoted(b []byte, s string, shortBF bool) []byte {
-	b = append(b, '"')
-	start := 0
+// appendEscaped appends s to b as the inside of a JSON string, or as much
+// of it as keeps b within limit bytes, and reports whether it stopped
+// short. Quotes, backslashes and control characters are escaped, \n, \r
+// and \t by their short forms, and \b and \f too if shortBF is set; each
+// byte of invalid UTF-8 becomes \ufffd, and U+2028 and U+2029 are escaped
+// so that the line is also valid JavaScript. <, > and & are left as they
+// are. It stops before a character or escape that does not fit whole.
+func appendEscaped(b []byte, s string, limit int, shortBF bool) ([]byte, bool) {
 	for i := 0; i < len(s); {
-		for i < len(s) && plain[s[i]] {
+		start := i
+		for end := start + min(len(s)-start, limit-len(b)); i < end && plain[s[i]]; {
 			i++
 		}
+		b = append(b, s[start:i]...)
 		if i == len(s) {
 			break
 		}
-		b = append(b, s[start:i]...)
 		c := s[i]
+		if plain[c] {
+			return b, true
+		}
+		size := 1
+		esc := ""
 		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
+			var r rune
+			r, size = utf8.DecodeRuneInString(s[i:])
 			switch {
 			case r == utf8.RuneError && size == 1:
-				b = append(b, `\ufffd`...)
-			case r == '\u2028' || r == '\u2029':
-				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+				esc = `\ufffd`
+			case r == '\u2028':
+				esc = `\u2028`
+			case r == '\u2029':
+				esc = `\u2029`
 			default:
-				b = append(b, s[i:i+size]...)
+				esc = s[i : i+size]
 			}
-			i += size
-			start = i
-			continue
+		} else {
+			switch {
+			case c == '"':
+				esc = `\"`
+			case c == '\\':
+				esc = `\\`
+			case c == '\n':
+				esc = `\n`
+			case c == '\r':
+				esc = `\r`
+			case c == '\t':
+				esc = `\t`
+			case c == '\b' && shortBF:
+				esc = `\b`
+			case c == '\f' && shortBF:
+				esc = `\f`
+			}
 		}
-		switch {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c == '\n':
-			b = append(b, '\\', 'n')
-		case c == '\r':
-			b = append(b, '\\', 'r')
-		case c == '\t':
-			b = append(b, '\\', 't')
-		case c == '\b' && shortBF:
-			b = append(b, '\\', 'b')
-		case c == '\f' && shortBF:
-			b = append(b, '\\', 'f')
-		default:
+		n := len(esc)
+		if esc == "" {
+			n = len(`\u00XX`)
+		}
+		if n > limit-len(b) {
+			return b, true
+		}
+		if esc == "" {
 			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		} else {
+			b = append(b, esc...)
 		}
-		i++
-		start = i
+		i += size
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return b, false
 }
 
 // appendMillis appends the microseconds us to b as milliseconds, written
@@ -342,21 +373,9 @@ func appendFloat(b []byte, f float64) []byte {
 	return b
 }
 
-func clip(s string) string {
-	if len(s) > maxField {
-		return s[:maxField]
-	}
-	return s
-}
-
 // appendTokenID appends to b the first digits of the SHA-256 of the bearer
-// token in the authorization header h, or nothing when h holds none.
-func appendTokenID(b []byte, h string) []byte {
-	const scheme = "bearer "
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
-		return b
-	}
-	token := strings.TrimLeft(h[len(scheme):], " ")
+// token, as authz.BearerToken takes it, or nothing when there is none.
+func appendTokenID(b []byte, token string) []byte {
 	if token == "" {
 		return b
 	}

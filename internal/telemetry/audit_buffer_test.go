@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,7 +42,7 @@ func (w *lineWriter) written() []string {
 
 func TestBufferedAuditWritesWholeLinesInOrder(t *testing.T) {
 	var w lineWriter
-	a := telemetry.NewBufferedAudit(&w, 1, time.Hour)
+	a := telemetry.NewBufferedAudit(&w, 1, time.Hour, nil)
 	deny := &authz.Decision{Status: 403, Reason: authz.ReasonNoRoute}
 	var want []string
 	record := func(d *authz.Decision) {
@@ -58,9 +59,7 @@ func TestBufferedAuditWritesWholeLinesInOrder(t *testing.T) {
 	for range 100 {
 		record(deny)
 	}
-	if len(w.written()) == 0 {
-		t.Fatal("nothing written when the lines outgrew the buffer")
-	}
+	waitFor(t, "a write of the lines that outgrew a write, an hour before the flush", func() bool { return len(w.written()) > 0 })
 	// A line longer than the buffer goes alone, after those before it.
 	record(&authz.Decision{Status: 403, Description: strings.Repeat("d", 5000)})
 	record(deny)
@@ -77,29 +76,39 @@ func TestBufferedAuditWritesWholeLinesInOrder(t *testing.T) {
 		t.Fatalf("lines of requests %v, want %v", ids, want)
 	}
 
-	// Once closed, it writes each line as it comes.
+	// Once closed, it drops lines, and counts them.
 	n := len(got)
 	record(deny)
-	if got := w.written(); len(got) != n+1 {
-		t.Fatalf("%d writes after Close, want 1", len(got)-n)
-	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if got := w.written(); len(got) != n {
+		t.Fatalf("%d writes after Close, want none", len(got)-n)
+	}
+	if got := a.Dropped(); got != 1 {
+		t.Fatalf("%d lines dropped, want the one recorded after Close", got)
+	}
+}
+
+// waitFor waits, at most 10 seconds, until cond holds, and fails saying
+// what it waited for if it does not.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
 	}
 }
 
 func TestBufferedAuditWritesWaitingLinesSoon(t *testing.T) {
 	var w lineWriter
-	a := telemetry.NewBufferedAudit(&w, 1, time.Millisecond)
+	a := telemetry.NewBufferedAudit(&w, 1, time.Millisecond, nil)
 	defer a.Close()
 	// Twice: the second line waits on a timer that the first one used.
 	for i := 1; i <= 2; i++ {
 		a.Record(request(), &authz.Decision{Status: 403}, 0)
-		for deadline := time.Now().Add(10 * time.Second); len(w.written()) < i; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("line %d still waits", i)
-			}
-		}
+		waitFor(t, fmt.Sprintf("line %d to be written", i), func() bool { return len(w.written()) >= i })
 	}
 }
 
@@ -114,7 +123,7 @@ func TestBufferedAuditWritesALineAtATime(t *testing.T) {
 	var w lineWriter
 	// Lines are written by the Records that fill the buffer and by the
 	// timer, which must not overlap either.
-	a := telemetry.NewBufferedAudit(&w, 1, time.Microsecond)
+	a := telemetry.NewBufferedAudit(&w, 1, time.Microsecond, nil)
 	n := recordConcurrently(a)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)

@@ -22,8 +22,16 @@ import (
 // for the check of r that ended in d and took took, with the attributes
 // that the audit log gave slog when slog wrote it. The lines of Audit
 // must match it byte for byte, so that what reads them need not change.
+//
+// What the request may have put in a field is redacted first (see
+// authz.Redact), then cut to the longest prefix that slog writes in at
+// most 1,024 bytes, escapes included.
 func slogLine(now time.Time, r *authz.Request, d *authz.Decision, took time.Duration) string {
-	clip := func(s string) string { return s[:min(len(s), 1024)] }
+	var bearer string
+	if r != nil {
+		bearer = slogBearer(r.Authorization)
+	}
+	clip := func(s string) string { return slogClip(authz.Redact(s, bearer), 1024) }
 	strs := func(s []string) []string {
 		if s == nil {
 			return []string{}
@@ -46,7 +54,7 @@ func slogLine(now time.Time, r *authz.Request, d *authz.Decision, took time.Dura
 		slog.String("decision", telemetry.Decision(d)),
 		slog.Int("status", d.Status),
 		slog.String("reason", string(d.Reason)),
-		slog.String("description", d.Description),
+		slog.String("description", authz.Redact(d.Description, bearer)),
 		slog.String("route", d.Route),
 		slog.String("policy_version", d.PolicyVersion),
 		slog.String("client_id", client),
@@ -68,18 +76,43 @@ func slogLine(now time.Time, r *authz.Request, d *authz.Decision, took time.Dura
 	return b.String()
 }
 
-// slogTokenID is the token_sha256 of a line for the authorization header h.
-func slogTokenID(h string) string {
+// slogBearer is the token of the authorization header h.
+func slogBearer(h string) string {
 	const scheme = "bearer "
 	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
 		return ""
 	}
-	token := strings.TrimLeft(h[len(scheme):], " ")
+	return strings.TrimLeft(h[len(scheme):], " ")
+}
+
+// slogTokenID is the token_sha256 of a line for the authorization header h.
+func slogTokenID(h string) string {
+	token := slogBearer(h)
 	if token == "" {
 		return ""
 	}
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:8])
+}
+
+// slogClip returns the longest prefix of s that slog writes as a string
+// attribute in at most max bytes between the quotes.
+func slogClip(s string, max int) string {
+	for n := min(len(s), max); n > 0; n-- {
+		if slogQuotedLen(s[:n]) <= max {
+			return s[:n]
+		}
+	}
+	return ""
+}
+
+// slogQuotedLen is the length of s as slog writes it, quotes excluded.
+func slogQuotedLen(s string) int {
+	rec := slog.NewRecord(time.Time{}, slog.LevelInfo, "", 0)
+	rec.AddAttrs(slog.String("s", s))
+	var b bytes.Buffer
+	_ = slog.NewJSONHandler(&b, nil).Handle(context.Background(), rec)
+	return b.Len() - len(`{"level":"INFO","msg":"","s":""}`+"\n")
 }
 
 // recordLine returns the line that Record writes for r, d and took, and
@@ -133,6 +166,19 @@ func TestAuditLineIsSlogs(t *testing.T) {
 			r.RequestID = "x" + strings.Repeat("é", 600)
 			return r
 		}(), &authz.Decision{Status: 403, Path: "/" + strings.Repeat("€", 2000)}, 0},
+		{"fields of NULs clipped after escaping", func() *authz.Request {
+			r := request()
+			r.Host = strings.Repeat("\x00", 1000)
+			r.RequestID = "ab" + strings.Repeat("\u2028", 400)
+			r.Peer = strings.Repeat("\xff", 300)
+			return r
+		}(), &authz.Decision{Status: 400, Reason: authz.ReasonBadPath, Path: strings.Repeat(`"\`, 700)}, 0},
+		{"tokens in fields redacted", func() *authz.Request {
+			r := request()
+			r.Host = "h." + token + ":443"
+			r.RequestID = strings.Repeat("é", 510) + token
+			return r
+		}(), &authz.Decision{Status: 400, Reason: authz.ReasonBadPath, Description: "bad " + token, Path: "/callback/" + token + "/x"}, 0},
 		{"long description and scopes written whole", request(), &authz.Decision{Status: 403, Description: strings.Repeat("d", 3000), Required: []string{strings.Repeat("s", 3000)}}, 0},
 	}
 	for _, s := range []string{"<script>&amp;</script>", "\"quoted\" \\ back", "\n\r\t\b\f\x00\x1f\x7f", "\u2028\u2029", "\xff\xc3(\xed\xa0\x80", "é€😀"} {
@@ -241,6 +287,8 @@ func FuzzAuditLine(f *testing.F) {
 	for _, s := range []string{"", "plain", "<&>", "\"\\", "\n\r\t\b\f\x00\x1f\x7f", "\u2028\u2029", "\xff\xc3(\xed\xa0\x80", "é€😀"} {
 		f.Add(s, int64(180*time.Microsecond))
 	}
+	f.Add(strings.Repeat("\x00", 300), int64(0))
+	f.Add("/a/eyJhbGciOiJub25lIn0.e30./b", int64(0))
 	f.Add("x", int64(math.MinInt64))
 	f.Add("x", int64(math.MaxInt64))
 	f.Fuzz(func(t *testing.T, s string, took int64) {
@@ -253,7 +301,9 @@ func FuzzAuditLine(f *testing.F) {
 		if got != want {
 			t.Fatalf("line\n%s\nwant slog's\n%s", got, want)
 		}
-		checkEscaped(t, s, got)
+		if authz.Redact(s, slogBearer(r.Authorization)) == s {
+			checkEscaped(t, s, got)
+		}
 	})
 }
 

@@ -117,6 +117,16 @@ func buildInfoGauge(b buildinfo.Info) prometheus.Collector {
 	return g
 }
 
+// CollectAuditDropped adds to the metrics the count of audit lines that
+// dropped returns, such as a buffered Audit's Dropped, read at each
+// scrape.
+func (m *Metrics) CollectAuditDropped(dropped func() uint64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "scopegate_audit_dropped_lines_total",
+		Help: "Audit lines dropped, not written, because the audit output did not take them in time or failed; the checks went on.",
+	}, func() float64 { return float64(dropped()) }))
+}
+
 // Handler serves the metrics in the Prometheus exposition formats.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
