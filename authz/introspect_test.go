@@ -1000,7 +1000,7 @@ func TestIntrospectReadsARotatedSecretFile(t *testing.T) {
 	if err := os.WriteFile(cfg.ClientSecretFile, []byte("rotated-secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testutil.WaitTimeout)
 	for verify() != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("the rotated secret file was never read")

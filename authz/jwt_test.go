@@ -94,10 +94,11 @@ func wantRefusal(t testing.TB, token string, c *Claims, err error, reason Reason
 	}
 }
 
-// eventually calls f until it returns true, failing t after 5 seconds.
+// eventually calls f until it returns true, failing t after
+// testutil.WaitTimeout.
 func eventually(t testing.TB, what string, f func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !f(); time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.WaitTimeout); !f(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gave up waiting for %s", what)
 		}

@@ -52,8 +52,8 @@ func next(t *testing.T, reports <-chan report) report {
 	select {
 	case r := <-reports:
 		return r
-	case <-time.After(5 * time.Second):
-		t.Fatal("the watcher reported nothing in 5s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the watcher reported nothing in 30s")
 		return report{}
 	}
 }

@@ -127,7 +127,7 @@ func TestCheckSendsThePeer(t *testing.T) {
 			t.Fatalf("--peer %s: exit %d, want 1 (a deny without a token)\n%s%s", peer, code, stdout, stderr)
 		}
 		want := `"source":"` + peer + `"`
-		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.stdout.String(), want); time.Sleep(10 * time.Millisecond) {
+		for deadline := time.Now().Add(testutil.WaitTimeout); !strings.Contains(s.stdout.String(), want); time.Sleep(10 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("no audit line with %s within 10s:\n%s", want, s.stdout.String())
 			}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scopegate/scopegate/internal/testutil"
 )
 
 // The docs mark what TestDocsCommands runs in a fenced block's info string,
@@ -194,10 +196,10 @@ func startDevServer(t *testing.T, bin string) *devServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	welcome := readUntil(t, stdout, "--method POST", 10*time.Second)
+	welcome := readUntil(t, stdout, "--method POST", testutil.WaitTimeout)
 	admin := regexp.MustCompile(`msg="scopegate serving" grpc=\S+ admin=(\S+)`)
 	var adminAddr string
-	for deadline := time.Now().Add(10 * time.Second); adminAddr == ""; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.WaitTimeout); adminAddr == ""; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("serve --dev did not log its admin address:\n%s", stderr.String())
 		}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scopegate/scopegate/internal/testutil"
 )
 
 // buildBinary builds scopegate into a temporary folder.
@@ -45,7 +47,7 @@ func TestDevWalkthrough(t *testing.T) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 
-	welcome := readUntil(t, stdout, "--method POST", 10*time.Second)
+	welcome := readUntil(t, stdout, "--method POST", testutil.WaitTimeout)
 	grpcAddr := field(t, welcome, `ext_authz gRPC:\s+(\S+)`)
 	issuer := field(t, welcome, `dev issuer:\s+(\S+)`)
 	client := field(t, welcome, `client:\s+(\S+)`)

@@ -95,7 +95,7 @@ func startServerWithStdout(t *testing.T, bin, config string, stdout io.Writer) *
 	t.Cleanup(func() { s.cmd.Process.Kill(); s.cmd.Wait() })
 	serving := regexp.MustCompile(`msg="scopegate serving" grpc=(\S+) admin=(\S+)`)
 	web := regexp.MustCompile(`msg="serving ext_authz over HTTP" http=(\S+)`)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.WaitTimeout); ; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the server did not start:\n%s", s.stderr.String())
 		}
@@ -294,7 +294,7 @@ policy: { file: policy.yaml }
 
 	// The audit log writes its lines within auditFlushAfter.
 	var audit []map[string]any
-	for deadline := time.Now().Add(5 * time.Second); len(audit) < 7 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.WaitTimeout); len(audit) < 7 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		audit = nil
 		sc := bufio.NewScanner(strings.NewReader(s.stdout.String()))
 		for sc.Scan() {
@@ -333,7 +333,7 @@ policy: { file: policy.yaml }
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.WaitTimeout); ; time.Sleep(20 * time.Millisecond) {
 		_, mfs := scrapeMetrics(t, s.admin)
 		if sample(mfs, "scopegate_policy_reloads_total", "result=ok") == 1 && sample(mfs, "scopegate_policy_info", "version="+next.Version) == 1 &&
 			sample(mfs, "scopegate_policy_info", "version="+pol.Version) == -1 {
@@ -393,7 +393,7 @@ audit: { enabled: false }
 			results <- result{status, err}
 		}()
 	}
-	for deadline := time.Now().Add(5 * time.Second); insp.Calls() < inFlight; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.WaitTimeout); insp.Calls() < inFlight; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("only %d of %d checks reached the provider", insp.Calls(), inFlight)
 		}
@@ -403,7 +403,8 @@ audit: { enabled: false }
 	}
 
 	// While the checks drain: not ready, and no new connections.
-	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+	// Within the drain timeout, while the provider holds the checks.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		resp, err := http.Get("http://" + s.admin + "/readyz")
 		if err != nil {
 			t.Fatalf("the admin listener closed before the checks drained: %v", err)
@@ -416,7 +417,7 @@ audit: { enabled: false }
 			t.Fatalf("/readyz still %d after SIGTERM", resp.StatusCode)
 		}
 	}
-	for deadline := time.Now().Add(time.Second); ; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		conn, err := net.Dial("tcp", s.grpc)
 		if err != nil {
 			break

@@ -118,7 +118,7 @@ func TestReloadUnderLoad(t *testing.T) {
 		write(generation(i))
 		time.Sleep(40 * time.Millisecond)
 	}
-	for deadline := time.Now().Add(5 * time.Second); a.Policy().Version != last.Version; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.WaitTimeout); a.Policy().Version != last.Version; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("policy version %s after the last write, want %s", a.Policy().Version, last.Version)
 		}

@@ -72,7 +72,7 @@ policy: { file: policy.yaml }
 
 	insp.AddSecret(newSecret)
 	writeFiles(t, filepath.Dir(secretFile), map[string]string{"secret": newSecret + "\n"})
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(rotated.stderr.String(), "read the rotated client secret"); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.WaitTimeout); !strings.Contains(rotated.stderr.String(), "read the rotated client secret"); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the rotated secret file was not read within 10s:\n%s", rotated.stderr.String())
 		}
