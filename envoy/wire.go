@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"net"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -221,7 +222,9 @@ func decodeCheck(msg []byte) (r authz.Request, bad string) {
 	}
 	r = authz.Request{Method: c.method, Host: c.host, Path: c.path, Authorization: h.authorization.get(), RequestID: h.requestID.get()}
 	if c.peerIsSocket {
-		r.Peer = c.peerAddr + ":" + strconv.FormatUint(c.peerPort, 10)
+		// JoinHostPort brackets an IPv6 address, which "addr:port" would
+		// leave ambiguous.
+		r.Peer = net.JoinHostPort(c.peerAddr, strconv.FormatUint(c.peerPort, 10))
 	}
 	if !c.http {
 		return r, "the check request carries no HTTP attributes"

@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ import (
 func want(req *authv3.CheckRequest) (r authz.Request, ok bool) {
 	attrs := req.GetAttributes()
 	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa != nil {
-		r.Peer = sa.GetAddress() + ":" + strconv.FormatUint(uint64(sa.GetPortValue()), 10)
+		r.Peer = net.JoinHostPort(sa.GetAddress(), strconv.FormatUint(uint64(sa.GetPortValue()), 10))
 	}
 	h := attrs.GetRequest().GetHttp()
 	if h == nil {
@@ -326,5 +327,25 @@ func TestResponsesEncodeAsTheGeneratedTypes(t *testing.T) {
 				t.Errorf("got  %v\nwant %v", &got, want)
 			}
 		})
+	}
+}
+
+func TestDecodeCheckWritesThePeerUnambiguously(t *testing.T) {
+	for _, tt := range []struct{ addr, want string }{
+		{"192.0.2.7", "192.0.2.7:443"},
+		{"2001:db8::1", "[2001:db8::1]:443"},
+		{"::ffff:192.0.2.7", "[::ffff:192.0.2.7]:443"},
+	} {
+		req := CheckRequest("GET", "api.example.com", "/", nil)
+		sa := req.GetAttributes().GetSource().GetAddress().GetSocketAddress()
+		sa.Address, sa.PortSpecifier = tt.addr, &corev3.SocketAddress_PortValue{PortValue: 443}
+		msg, err := proto.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, bad := decodeCheck(msg)
+		if bad != "" || r.Peer != tt.want {
+			t.Errorf("source %s: Peer %q (bad %q), want %q", tt.addr, r.Peer, bad, tt.want)
+		}
 	}
 }
