@@ -18,11 +18,25 @@ import (
 )
 
 // TestServeAnswersChecksWhileNobodyReadsTheAuditLog runs the binary with
-// its stdout, where the audit log goes, a pipe that nobody reads: checks
-// are answered all the same, the lines that do not fit are dropped and
-// counted, and shutdown does not wait for the pipe.
+// its stdout, where the audit log goes, a pipe that nobody reads, or whose
+// reader has gone: checks are answered all the same, the lines that do
+// not fit or cannot be written are dropped and counted, and shutdown does
+// not wait for the pipe. A reader gone must not end the process with
+// SIGPIPE, which would leave Envoy's failure mode to decide.
 func TestServeAnswersChecksWhileNobodyReadsTheAuditLog(t *testing.T) {
 	bin := buildBinary(t)
+	for _, tt := range []struct {
+		name     string
+		readerOn bool
+	}{
+		{"unread pipe", true},
+		{"pipe whose reader has gone", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) { auditPipe(t, bin, tt.readerOn) })
+	}
+}
+
+func auditPipe(t *testing.T, bin string, readerOn bool) {
 	insp := testutil.NewIntrospectionServer(t)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
@@ -40,10 +54,14 @@ policy: { file: policy.yaml }
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The read end stays open, and unread, until the process is gone.
+	// The read end stays open, and unread, until the process is gone, or
+	// closes once the process has started.
 	defer r.Close()
 	s := startServerWithStdout(t, bin, filepath.Join(dir, "config.yaml"), w)
 	w.Close()
+	if !readerOn {
+		r.Close()
+	}
 	c := authClient(t, s.grpc, insecure.NewCredentials())
 
 	// 2,000 denies with lines of more than 1 KiB: more than the pipe and
@@ -107,7 +125,7 @@ policy: { file: policy.yaml }
 	case <-time.After(30 * time.Second):
 		t.Fatalf("still running 30s after SIGTERM, with an audit log that nobody reads:\n%s", s.stderr.String())
 	}
-	if !strings.Contains(s.stderr.String(), "took no more lines") {
+	if readerOn && !strings.Contains(s.stderr.String(), "took no more lines") {
 		t.Errorf("the log does not say that the audit lines still waiting at shutdown were dropped:\n%s", s.stderr.String())
 	}
 }

@@ -45,6 +45,11 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A write to stdout or stderr after their reader has gone fails with
+	// EPIPE, which the audit log counts as dropped lines, instead of
+	// ending the process, which would leave every check to Envoy's
+	// failure mode.
+	signal.Ignore(syscall.SIGPIPE)
 	// SIGHUP reloads the policy; caught from the start, so that one sent
 	// while starting does not end the process.
 	hup := make(chan os.Signal, 1)
