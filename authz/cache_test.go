@@ -2,6 +2,7 @@ package authz_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"reflect"
 	"strings"
@@ -258,6 +259,17 @@ func TestRedisCacheTakesOnlyItsOwnRecords(t *testing.T) {
 			}
 			v[len(v)/2] ^= 1
 			if err := client.Set(ctx, rawKey(key), v, time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+			return c, key
+		}, false},
+		{"a record of another release, under the same secret", func(t *testing.T, key [32]byte) (authz.TokenCache, [32]byte) {
+			v, err := client.Get(ctx, rawKey(key)).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := "\x02" + v[1:len(v)-sha256.Size]
+			if err := client.Set(ctx, rawKey(key), authz.RecordMAC(secret, []byte(rec), rawKey(key), rec), time.Minute).Err(); err != nil {
 				t.Fatal(err)
 			}
 			return c, key

@@ -226,6 +226,10 @@ func (r *RedisCache) Get(ctx context.Context, key [32]byte) (CachedToken, bool, 
 	default:
 		return CachedToken{}, false, nil
 	}
+	if rec == "" || rec[0] != cachedTokenVersion {
+		// Another release's record, under a secret both hold.
+		return CachedToken{}, false, nil
+	}
 	t, err := parseCachedToken(rec)
 	if err != nil {
 		return CachedToken{}, false, fmt.Errorf("token cache: redis value: %w", err)
