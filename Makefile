@@ -40,6 +40,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzBearer$$' -fuzztime=$(FUZZTIME) ./authz
 	$(GO) test -run='^$$' -fuzz='^FuzzJSONString$$' -fuzztime=$(FUZZTIME) ./authz
 	$(GO) test -run='^$$' -fuzz='^FuzzRedact$$' -fuzztime=$(FUZZTIME) ./authz
+	$(GO) test -run='^$$' -fuzz='^FuzzParseScopes$$' -fuzztime=$(FUZZTIME) ./authz
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCheck$$' -fuzztime=$(FUZZTIME) ./envoy
 
 # The tests need redis-server: the one at REDIS_ADDR if it answers, else

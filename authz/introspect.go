@@ -54,6 +54,10 @@ type Introspection struct {
 	// here: another realm, tenant or authorization server of the same
 	// provider.
 	Issuers []string `yaml:"issuers"`
+	// ClientIDClaims are the members of an answer that hold the token's
+	// client id, the first one present deciding; empty means client_id,
+	// then azp. sub is a client id only when named.
+	ClientIDClaims []string `yaml:"client_id_claims"`
 	// AuthMethod is how scopegate authenticates to the endpoint:
 	// "client_secret_basic" (the default) or "client_secret_post".
 	AuthMethod string `yaml:"auth_method"`
@@ -203,6 +207,7 @@ func (c *Introspection) Validate() []FieldError {
 			add(fmt.Sprintf("issuers[%d]", i), "an issuer must not be empty")
 		}
 	}
+	validateClientIDClaims(c.ClientIDClaims, add)
 	nonNegative("timeout", c.Timeout)
 	if c.MaxConcurrent < 0 {
 		add("max_concurrent", "must not be negative")
@@ -314,6 +319,7 @@ type Introspector struct {
 	extra      []string
 	aud        []string
 	issuers    []string
+	clientIDs  []string // the members holding the client id, in order
 
 	maxTTL time.Duration // of an active answer
 	negTTL time.Duration // of an inactive answer
@@ -371,6 +377,7 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 		extra:      opts.ExtraClaims,
 		aud:        cfg.Audiences,
 		issuers:    cfg.Issuers,
+		clientIDs:  clientIDClaims(cfg.ClientIDClaims),
 		maxTTL:     DefaultMaxTTL,
 		negTTL:     DefaultNegativeTTL,
 		format:     newTokenFormat(cfg.TokenFormat),
@@ -441,9 +448,12 @@ func (in *Introspector) Close() error {
 }
 
 // Verify returns the claims of an active token. It refuses an inactive
-// token with ReasonInactive, an expired one with ReasonTokenExpired, one of
-// an issuer not among Issuers with ReasonUnknownIssuer and one for none of
-// the Audiences with ReasonBadAudience. It refuses with Unavailable set
+// token with ReasonInactive, an expired one with ReasonTokenExpired, one
+// not valid yet with ReasonTokenNotYetValid, one that is no bearer access
+// token with ReasonTokenType, one whose scope or times do not parse with
+// ReasonTokenMalformed, one of an issuer not among Issuers with
+// ReasonUnknownIssuer and one for none of the Audiences with
+// ReasonBadAudience. It refuses with Unavailable set
 // when the provider could not give an answer: with ReasonIntrospectionDown
 // when it could not be reached in time, the breaker is open, or
 // MaxConcurrent or MaxRate would be exceeded; with ReasonIntrospection when
@@ -789,22 +799,34 @@ func (in *Introspector) parse(body []byte, now time.Time) (CachedToken, error) {
 		return CachedToken{Until: now.Add(in.negTTL)}, nil
 	}
 	var (
-		c                = &Claims{}
-		scope, tokenType string
-		tokenUse         string
-		exp, iat         numericDate
-		aud              audience
-		errs             []error
+		c                      = &Claims{}
+		scope, tokenType       string
+		typ, tokenUse          string
+		exp, nbf, iat          float64
+		hasExp, hasNbf, hasIat bool
+		aud                    audience
+		clientIDs              = make([]string, len(in.clientIDs))
+		errs                   []error
 	)
 	for _, f := range []struct {
 		name string
 		v    any
+		has  *bool
 	}{
-		{"iss", &c.Issuer}, {"sub", &c.Subject}, {"client_id", &c.ClientID}, {"aud", &aud},
-		{"scope", &scope}, {"token_type", &tokenType}, {"exp", &exp}, {"iat", &iat},
-		{"token_use", &tokenUse},
+		{"iss", &c.Issuer, nil}, {"sub", &c.Subject, nil}, {"aud", &aud, nil}, {"scope", &scope, nil},
+		{"token_type", &tokenType, nil}, {"typ", &typ, nil}, {"token_use", &tokenUse, nil},
+		{"exp", &exp, &hasExp}, {"nbf", &nbf, &hasNbf}, {"iat", &iat, &hasIat},
 	} {
-		if _, err := member(m, f.name, f.v); err != nil {
+		ok, err := member(m, f.name, f.v)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if f.has != nil {
+			*f.has = ok
+		}
+	}
+	for i, name := range in.clientIDs {
+		if _, err := member(m, name, &clientIDs[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -813,22 +835,42 @@ func (in *Introspector) parse(body []byte, now time.Time) (CachedToken, error) {
 	}
 	// The access token types of RFC 6749 section 7.1: scopegate checks no
 	// proof of possession, so a DPoP- or MAC-bound token must not pass as a
-	// bearer token.
+	// bearer token. Okta answers Bearer for its refresh tokens too.
 	if tokenType != "" && !strings.EqualFold(tokenType, "bearer") {
 		return CachedToken{}, &TokenError{Reason: ReasonTokenType, Description: "the token is not a bearer access token"}
 	}
-	// Ory Hydra answers token_type Bearer for refresh tokens too, and tells
-	// them apart only by token_use: a refresh token must not pass as an
-	// access token.
-	if tokenUse != "" && tokenUse != "access_token" {
-		return CachedToken{}, &TokenError{Reason: ReasonTokenType, Description: "the token is not an access token"}
+	if err := notAnAccessToken(typ, tokenUse); err != nil {
+		return CachedToken{}, err
 	}
-	c.ClientID = cmp.Or(c.ClientID, c.Subject)
+	var notBefore time.Time
+	for _, f := range []struct {
+		name string
+		secs float64
+		has  bool
+		dst  *time.Time
+	}{{"exp", exp, hasExp, &c.Expiry}, {"nbf", nbf, hasNbf, &notBefore}, {"iat", iat, hasIat, &c.IssuedAt}} {
+		if !f.has {
+			continue
+		}
+		t, err := numericDate(f.name, f.secs)
+		if err != nil {
+			return CachedToken{}, err
+		}
+		*f.dst = t
+	}
+	// As for a JWT, with the default leeway. Checked once, when the answer
+	// comes: the answer is not cached when it refuses, and once nbf and iat
+	// have passed they stay passed.
+	if err := notYetValid(notBefore, c.IssuedAt, now, DefaultLeeway); err != nil {
+		return CachedToken{}, err
+	}
+	c.ClientID = cmp.Or(clientIDs...)
 	c.Audience = aud
-	if scopes := strings.Fields(scope); len(scopes) > 0 {
-		c.Scopes = scopes
+	scopes, err := parseScopes("scope", scope)
+	if err != nil {
+		return CachedToken{}, err
 	}
-	c.Expiry, c.IssuedAt = time.Time(exp), time.Time(iat)
+	c.Scopes = scopes
 	for _, name := range in.extra {
 		var s string
 		if ok, err := member(m, name, &s); ok && err == nil {
@@ -856,23 +898,6 @@ func member(m map[string]json.RawMessage, name string, v any) (bool, error) {
 		return true, fmt.Errorf("member %s: %w", name, err)
 	}
 	return true, nil
-}
-
-// numericDate is a JSON NumericDate: seconds since the Unix epoch, whole
-// seconds kept.
-type numericDate time.Time
-
-func (d *numericDate) UnmarshalJSON(b []byte) error {
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return err
-	}
-	// Up to the end of year 9999: a larger number is no date.
-	if f < 0 || f > 253402300799 {
-		return fmt.Errorf("%s is not a NumericDate", b)
-	}
-	*d = numericDate(time.Unix(int64(f), 0))
-	return nil
 }
 
 // audience is an aud member: one string or an array of them.

@@ -103,9 +103,9 @@ func TestIntrospectActive(t *testing.T) {
 			},
 		},
 		{
-			"client id falls back to sub, aud may be a string",
+			"sub is not the client id, aud may be a string",
 			map[string]any{"active": true, "sub": "svc-billing", "aud": "orders", "exp": float64(exp.Unix()) + 0.5, "iss": nil},
-			authz.Claims{Subject: "svc-billing", ClientID: "svc-billing", Audience: []string{"orders"}, Expiry: exp},
+			authz.Claims{Subject: "svc-billing", Audience: []string{"orders"}, Expiry: exp},
 		},
 		{
 			"only active",
@@ -197,7 +197,9 @@ func TestIntrospectBadResponses(t *testing.T) {
 		{"differently cased active", map[string]any{"Active": true}, authz.ReasonIntrospection},
 		{"scope an array", with("scope", []string{"a"}), authz.ReasonIntrospection},
 		{"exp a string", with("exp", "2000000000"), authz.ReasonIntrospection},
-		{"exp negative", with("exp", -1), authz.ReasonIntrospection},
+		{"nbf a string", with("nbf", "0"), authz.ReasonIntrospection},
+		{"typ a number", with("typ", 1), authz.ReasonIntrospection},
+		{"azp an array", with("azp", []string{"a"}), authz.ReasonIntrospection},
 		{"aud a number", with("aud", 7), authz.ReasonIntrospection},
 		{"aud an array of numbers", with("aud", []int{7}), authz.ReasonIntrospection},
 		{"client_id an object", with("client_id", map[string]any{}), authz.ReasonIntrospection},
@@ -588,6 +590,10 @@ func TestIntrospectionValidate(t *testing.T) {
 			c.Cache.NegativeTTL = duration(-1)
 		}, []string{"timeout", "cache.max_ttl", "cache.negative_ttl"}},
 		{"issuers", func(c *authz.Introspection) { c.Issuers = []string{"https://idp.example.com"} }, nil},
+		{"client_id_claims", func(c *authz.Introspection) { c.ClientIDClaims = []string{"client_id", "sub"} }, nil},
+		{"client_id_claims empty", func(c *authz.Introspection) { c.ClientIDClaims = []string{} }, []string{"client_id_claims"}},
+		{"client_id_claims of no client id", func(c *authz.Introspection) { c.ClientIDClaims = []string{"", "active", "sub", "sub"} },
+			[]string{"client_id_claims[0]", "client_id_claims[1]", "client_id_claims[3]"}},
 		{"an empty issuer", func(c *authz.Introspection) { c.Issuers = []string{"https://idp.example.com", ""} }, []string{"issuers[1]"}},
 		{"bounds on the calls", func(c *authz.Introspection) { c.MaxConcurrent, c.MaxRate = 8, 10 }, nil},
 		{"negative bounds on the calls", func(c *authz.Introspection) { c.MaxConcurrent, c.MaxRate = -1, -1 }, []string{"max_concurrent", "max_rate"}},
@@ -1006,5 +1012,159 @@ func TestIntrospectReadsARotatedSecretFile(t *testing.T) {
 			t.Fatal("the rotated secret file was never read")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// introspectCase is a provider's answer about a token and what Verify
+// must make of it.
+type introspectCase struct {
+	name     string
+	response map[string]any
+	reason   authz.Reason // "" to accept
+	check    func(t *testing.T, c *authz.Claims)
+}
+
+// runIntrospectCases has srv give each answer and in verify its token
+// twice (the second answer may come from the cache).
+func runIntrospectCases(t *testing.T, srv *testutil.IntrospectionServer, in *authz.Introspector, tests []introspectCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			token := newToken(t)
+			srv.Register(token, tt.response)
+			for range 2 {
+				c, err := in.Verify(context.Background(), token)
+				if tt.reason != "" {
+					if c != nil {
+						t.Fatalf("Verify returned claims %+v", c)
+					}
+					// A refusal of the token, not of the provider: 401.
+					wantReason(t, err, tt.reason, false)
+					continue
+				}
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if tt.check != nil {
+					tt.check(t, c)
+				}
+			}
+		})
+	}
+}
+
+func TestIntrospectScopesSplitOnSpaceOnly(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	with := func(scope string) map[string]any {
+		r := activeResponse()
+		r["scope"] = scope
+		return r
+	}
+	scopes := func(want ...string) func(*testing.T, *authz.Claims) {
+		return func(t *testing.T, c *authz.Claims) {
+			if !reflect.DeepEqual(c.Scopes, want) {
+				t.Errorf("Scopes = %q, want %q", c.Scopes, want)
+			}
+		}
+	}
+	tests := []introspectCase{
+		{"SP", with("tenant:acme orders:read"), "", scopes("tenant:acme", "orders:read")},
+		{"leading, trailing and repeated SP", with(" tenant:acme  orders:read  "), "", scopes("tenant:acme", "orders:read")},
+		{"only SP", with("   "), "", scopes()},
+	}
+	for _, sep := range []struct{ name, char string }{
+		{"NO-BREAK SPACE", "\u00a0"}, {"IDEOGRAPHIC SPACE", "\u3000"}, {"LINE SEPARATOR", "\u2028"},
+		{"NEXT LINE", "\u0085"}, {"TAB", "\t"}, {"VT", "\v"}, {"CR", "\r"}, {"quote", `"`},
+	} {
+		tests = append(tests, introspectCase{name: sep.name, response: with("tenant:acme" + sep.char + "orders:admin"), reason: authz.ReasonTokenMalformed})
+	}
+	runIntrospectCases(t, srv, in, tests)
+}
+
+func TestIntrospectTimeClaims(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	now := time.Now()
+	with := func(kv ...any) map[string]any {
+		r := activeResponse()
+		for i := 0; i < len(kv); i += 2 {
+			r[kv[i].(string)] = kv[i+1]
+		}
+		return r
+	}
+	tests := []introspectCase{
+		{"nbf passed", with("nbf", now.Add(-time.Minute).Unix()), "", nil},
+		{"nbf within the leeway", with("nbf", now.Add(authz.DefaultLeeway/2).Unix()), "", nil},
+		{"nbf beyond the leeway", with("nbf", now.Add(time.Hour).Unix()), authz.ReasonTokenNotYetValid, nil},
+		{"iat beyond the leeway", with("iat", now.Add(time.Hour).Unix(), "exp", now.Add(2*time.Hour).Unix()), authz.ReasonTokenNotYetValid, nil},
+		{"exp 1e300", with("exp", 1e300), authz.ReasonTokenMalformed, nil},
+		{"exp before 1970", with("exp", -1), authz.ReasonTokenMalformed, nil},
+		{"exp after 9999", with("exp", 253402300800), authz.ReasonTokenMalformed, nil},
+		{"iat 1e300", with("iat", 1e300), authz.ReasonTokenMalformed, nil},
+		{"iat -1e300", with("iat", -1e300), authz.ReasonTokenMalformed, nil},
+		{"nbf 1e300", with("nbf", 1e300), authz.ReasonTokenMalformed, nil},
+		{"nbf -1e300", with("nbf", -1e300), authz.ReasonTokenMalformed, nil},
+	}
+	runIntrospectCases(t, srv, in, tests)
+}
+
+func TestIntrospectRefusesRefreshAndIDTokens(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	in := newIntrospector(t, introspectionConfig(t, srv))
+	with := func(k, v string) map[string]any {
+		r := activeResponse()
+		r[k] = v
+		return r
+	}
+	tests := []introspectCase{
+		{"Keycloak access token", with("typ", "Bearer"), "", nil},
+		{"Keycloak refresh token", with("typ", "Refresh"), authz.ReasonTokenType, nil},
+		{"Keycloak offline token", with("typ", "Offline"), authz.ReasonTokenType, nil},
+		{"Keycloak ID token", with("typ", "ID"), authz.ReasonTokenType, nil},
+		{"Keycloak logout token", with("typ", "Logout"), authz.ReasonTokenType, nil},
+		{"Hydra refresh token", with("token_use", "refresh_token"), authz.ReasonTokenType, nil},
+		{"a refresh token by token_type", with("token_type", "refresh_token"), authz.ReasonTokenType, nil},
+		{"an ID token by token_type", with("token_type", "id_token"), authz.ReasonTokenType, nil},
+	}
+	runIntrospectCases(t, srv, in, tests)
+}
+
+func TestIntrospectClientIDClaims(t *testing.T) {
+	srv := testutil.NewIntrospectionServer(t)
+	answer := func(kv ...string) map[string]any {
+		r := map[string]any{"active": true, "sub": "billing-svc", "exp": time.Now().Add(time.Hour).Unix()}
+		for i := 0; i < len(kv); i += 2 {
+			r[kv[i]] = kv[i+1]
+		}
+		return r
+	}
+	tests := []struct {
+		name   string
+		claims []string
+		answer map[string]any
+		want   string
+	}{
+		{"client_id first", nil, answer("client_id", "cid", "azp", "azp"), "cid"},
+		{"then azp", nil, answer("azp", "azp"), "azp"},
+		{"never sub by default", nil, answer(), ""},
+		{"Okta's cid", []string{"cid"}, answer("cid", "0oa1okta", "client_id", "other"), "0oa1okta"},
+		{"sub when named", []string{"client_id", "sub"}, answer(), "billing-svc"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := introspectionConfig(t, srv)
+			cfg.ClientIDClaims = tt.claims
+			in := newIntrospector(t, cfg)
+			token := newToken(t)
+			srv.Register(token, tt.answer)
+			c, err := in.Verify(context.Background(), token)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if c.ClientID != tt.want {
+				t.Errorf("ClientID = %q, want %q", c.ClientID, tt.want)
+			}
+		})
 	}
 }

@@ -79,6 +79,10 @@ type Issuer struct {
 	// space-delimited string. Empty means scope when the token has it,
 	// else scp.
 	ScopeClaim string `yaml:"scope_claim"`
+	// ClientIDClaims are the claims that hold the client id, the first one
+	// present deciding; empty means client_id, then azp. sub is a client
+	// id only when named: in a token a user obtained it is the user.
+	ClientIDClaims []string `yaml:"client_id_claims"`
 	// IntrospectJWTs sends the issuer's JWTs to introspection instead of
 	// verifying them locally, so that revocation takes effect (within the
 	// introspection cache's max_ttl).
@@ -150,6 +154,7 @@ func (i *Issuer) Validate() []FieldError {
 	default:
 		add("scope_claim", `%q is not "scope" or "scp"`, i.ScopeClaim)
 	}
+	validateClientIDClaims(i.ClientIDClaims, add)
 	return errs
 }
 
@@ -194,7 +199,8 @@ type JWTVerifier struct {
 	interned *interner     // the values that the claims of tokens share
 	maxAge   time.Duration // of a cache entry: the refresh interval
 	extra    []string      // JWTOptions.ExtraClaims
-	// claimNames are the claims decoded: claimNames and extra.
+	// claimNames are the claims decoded: claimNames, the issuers'
+	// ClientIDClaims and extra.
 	claimNames []string
 	now        func() time.Time // the clock of claim checks; tests set it
 	cancel     context.CancelFunc
@@ -209,6 +215,7 @@ type jwtIssuer struct {
 	audiences   []string
 	typ         string // as mediaType returns it
 	scopeClaim  string
+	clientIDs   []string // the claims holding the client id, in order
 	keys        *keySet
 	keyfunc     keyfunc.Keyfunc
 }
@@ -248,7 +255,7 @@ func NewJWTVerifier(ctx context.Context, issuers []Issuer, opts JWTOptions) (*JW
 		maxAge:     interval,
 		interned:   newInterner(),
 		extra:      slices.Clone(opts.ExtraClaims),
-		claimNames: slices.Concat(claimNames, opts.ExtraClaims),
+		claimNames: slices.Clone(claimNames),
 		now:        time.Now,
 		cancel:     cancel,
 	}
@@ -283,6 +290,7 @@ func NewJWTVerifier(ctx context.Context, issuers []Issuer, opts JWTOptions) (*JW
 			audiences:   slices.Clone(cfg.Audiences),
 			typ:         mediaType(cfg.Type),
 			scopeClaim:  cfg.ScopeClaim,
+			clientIDs:   clientIDClaims(cfg.ClientIDClaims),
 			keys:        ks,
 			keyfunc:     kf,
 		}
@@ -293,7 +301,13 @@ func NewJWTVerifier(ctx context.Context, issuers []Issuer, opts JWTOptions) (*JW
 			is.leeway = *cfg.Leeway
 		}
 		v.issuers[cfg.Issuer] = is
+		for _, name := range is.clientIDs {
+			if !slices.Contains(v.claimNames, name) {
+				v.claimNames = append(v.claimNames, name)
+			}
+		}
 	}
+	v.claimNames = append(v.claimNames, opts.ExtraClaims...)
 	var wg sync.WaitGroup
 	for _, is := range v.issuers {
 		wg.Go(func() { <-is.keys.fetchNow() })
@@ -549,8 +563,9 @@ func (r *memberReader) next() (name, value []byte, more bool) {
 	return name, value, true
 }
 
-// claimNames are the claims that verify reads, but for ExtraClaims.
-var claimNames = []string{"iss", "exp", "nbf", "iat", "aud", "sub", "client_id", "azp", "scope", "scp"}
+// claimNames are the claims that verify reads, but for ExtraClaims and
+// the issuers' ClientIDClaims.
+var claimNames = []string{"iss", "exp", "nbf", "iat", "aud", "sub", "client_id", "azp", "scope", "scp", "typ", "token_use"}
 
 // tokenClaims are the claims of a token that verify reads. They decode as
 // jwt.Parser decodes a jwt.MapClaims, and fail to decode when it fails,
@@ -746,31 +761,43 @@ func mediaType(typ string) string {
 // them as Claims, whose strings, lists and maps are shared with the claims
 // of other tokens through in.
 func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string, in *interner) (*Claims, error) {
-	exp, err := m.GetExpirationTime()
-	if err != nil {
-		return nil, malformedClaim("exp", err)
-	}
-	nbf, err := m.GetNotBefore()
-	if err != nil {
-		return nil, malformedClaim("nbf", err)
-	}
-	iat, err := m.GetIssuedAt()
-	if err != nil {
-		return nil, malformedClaim("iat", err)
+	var exp, nbf, iat time.Time
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"exp", &exp}, {"nbf", &nbf}, {"iat", &iat}} {
+		t, err := timeClaim(m, f.name)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = t
 	}
 	switch {
-	case exp == nil:
+	case exp.IsZero():
 		return nil, &TokenError{Reason: ReasonTokenInvalid, Description: "the token has no expiry (exp)"}
 	case !now.Before(exp.Add(is.leeway)):
 		return nil, &TokenError{Reason: ReasonTokenExpired, Description: "the token has expired"}
-	case nbf != nil && now.Before(nbf.Add(-is.leeway)):
-		return nil, &TokenError{Reason: ReasonTokenNotYetValid, Description: "the token is not valid yet"}
-	case iat != nil && now.Before(iat.Add(-is.leeway)):
-		return nil, &TokenError{Reason: ReasonTokenNotYetValid, Description: "the token is issued in the future"}
-	case is.maxLifetime > 0 && iat == nil:
+	}
+	if err := notYetValid(nbf, iat, now, is.leeway); err != nil {
+		return nil, err
+	}
+	switch {
+	case is.maxLifetime > 0 && iat.IsZero():
 		return nil, &TokenError{Reason: ReasonTokenLifetime, Description: "the token has no issue time (iat) to bound its lifetime"}
-	case is.maxLifetime > 0 && exp.Sub(iat.Time) > is.maxLifetime:
+	case is.maxLifetime > 0 && exp.Sub(iat) > is.maxLifetime:
 		return nil, &TokenError{Reason: ReasonTokenLifetime, Description: "the token's lifetime is longer than its issuer allows"}
+	}
+	var typ, tokenUse string
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"typ", &typ}, {"token_use", &tokenUse}} {
+		if err := stringClaim(m, f.name, f.dst); err != nil {
+			return nil, err
+		}
+	}
+	if err := notAnAccessToken(typ, tokenUse); err != nil {
+		return nil, err
 	}
 	aud, err := m.GetAudience()
 	if err != nil {
@@ -779,28 +806,24 @@ func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string, in *
 	if len(is.audiences) > 0 && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(is.audiences, a) }) {
 		return nil, &TokenError{Reason: ReasonBadAudience, Description: "the token is not meant for this audience"}
 	}
-	c := &Claims{Issuer: is.name, Expiry: exp.Time}
+	c := &Claims{Issuer: is.name, Expiry: exp, IssuedAt: iat}
 	if len(aud) > 0 {
 		c.Audience = is.audience(aud, in)
 	}
-	if iat != nil {
-		c.IssuedAt = iat.Time
-	}
-	var clientID, azp string
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"sub", &c.Subject}, {"client_id", &clientID}, {"azp", &azp}} {
-		switch s := m[f.name].(type) {
-		case nil:
-		case string:
-			*f.dst = s
-		default:
-			return nil, malformedClaim(f.name, nil)
-		}
+	if err := stringClaim(m, "sub", &c.Subject); err != nil {
+		return nil, err
 	}
 	c.Subject = in.intern(c.Subject)
-	c.ClientID = in.intern(cmp.Or(clientID, azp, c.Subject))
+	for _, name := range is.clientIDs {
+		var id string
+		if err := stringClaim(m, name, &id); err != nil {
+			return nil, err
+		}
+		if c.ClientID == "" {
+			c.ClientID = id
+		}
+	}
+	c.ClientID = in.intern(c.ClientID)
 	scopes, err := is.scopes(m)
 	if err != nil {
 		return nil, err
@@ -816,6 +839,34 @@ func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string, in *
 	}
 	c.Extra = in.internMap(c.Extra)
 	return c, nil
+}
+
+// timeClaim returns the time of m's claim name, or the zero time when m
+// has none.
+func timeClaim(m jwt.MapClaims, name string) (time.Time, error) {
+	v, ok := m[name]
+	if !ok {
+		return time.Time{}, nil
+	}
+	// tokenClaims decodes every number as a float64.
+	secs, ok := v.(float64)
+	if !ok {
+		return time.Time{}, malformedClaim(name, nil)
+	}
+	return numericDate(name, secs)
+}
+
+// stringClaim sets *dst to m's claim name, leaving it alone when m has
+// none; the claim must be a string.
+func stringClaim(m jwt.MapClaims, name string, dst *string) error {
+	switch s := m[name].(type) {
+	case nil:
+	case string:
+		*dst = s
+	default:
+		return malformedClaim(name, nil)
+	}
+	return nil
 }
 
 // audience returns aud, the audiences of a token, shared: with the
@@ -839,30 +890,33 @@ func (is *jwtIssuer) scopes(m jwt.MapClaims) ([]string, error) {
 			name = "scp"
 		}
 	}
-	var scopes []string
 	switch v := m[name].(type) {
 	case nil:
+		return nil, nil
 	case string:
-		scopes = strings.Fields(v)
+		return parseScopes(name, v)
 	case []any:
 		if name == "scope" {
 			// RFC 9068 section 2.2.3: scope is a string.
 			return nil, malformedClaim(name, nil)
 		}
-		for _, s := range v {
+		if len(v) == 0 {
+			return nil, nil
+		}
+		scopes := make([]string, len(v))
+		for i, s := range v {
 			s, ok := s.(string)
 			if !ok {
 				return nil, malformedClaim(name, nil)
 			}
-			scopes = append(scopes, s)
+			if err := checkScope(name, s); err != nil {
+				return nil, err
+			}
+			scopes[i] = s
 		}
-	default:
-		return nil, malformedClaim(name, nil)
+		return scopes, nil
 	}
-	if len(scopes) == 0 {
-		return nil, nil
-	}
-	return scopes, nil
+	return nil, malformedClaim(name, nil)
 }
 
 func malformedClaim(name string, err error) *TokenError {

@@ -94,6 +94,18 @@ func wantRefusal(t testing.TB, token string, c *Claims, err error, reason Reason
 	}
 }
 
+// wantVerdict fails t unless v accepts token, when want is "", or
+// refuses it with want.
+func wantVerdict(t testing.TB, v *JWTVerifier, token string, want Reason) {
+	t.Helper()
+	c, err := v.Verify(t.Context(), token)
+	if want != "" {
+		wantRefusal(t, token, c, err, want)
+	} else if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+}
+
 // eventually calls f until it returns true, failing t after
 // testutil.WaitTimeout.
 func eventually(t testing.TB, what string, f func() bool) {
@@ -278,15 +290,7 @@ func TestJWTVerifyTimeClaims(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok := idp.Token(t, tt.opts...)
-			c, err := v.Verify(t.Context(), tok)
-			if tt.want == "" {
-				if err != nil {
-					t.Fatalf("Verify: %v", err)
-				}
-				return
-			}
-			wantRefusal(t, tok, c, err, tt.want)
+			wantVerdict(t, v, idp.Token(t, tt.opts...), tt.want)
 		})
 	}
 }
@@ -390,34 +394,167 @@ func TestJWTVerifyScopeClaims(t *testing.T) {
 	}
 }
 
-func TestJWTVerifyClientIDFallsBackToAzpThenSub(t *testing.T) {
+func TestJWTVerifyClientIDClaims(t *testing.T) {
 	idp := testutil.NewIdP(t)
-	v := newTestJWTVerifier(t, jwtOptions(&jwtLog{}), jwtIssuerFor(idp))
+	// The claims of a token a user obtained: sub is the user, named like
+	// a client.
+	user := []testutil.TokenOption{testutil.Claim("sub", "billing-svc"), testutil.Claim("client_id", nil)}
 	tests := []struct {
-		name                string
-		clientID, azp, want string
+		name   string
+		claims []string // the issuer's ClientIDClaims
+		opts   []testutil.TokenOption
+		want   string
+		reason Reason // "" to accept
 	}{
-		{"client_id first", "cid", "azp", "cid"},
-		{"then azp", "", "azp", "azp"},
-		{"then sub", "", "", "subject"},
+		{"client_id first", nil, []testutil.TokenOption{testutil.Claim("client_id", "cid"), testutil.Claim("azp", "azp")}, "cid", ""},
+		{"then azp", nil, append(user, testutil.Claim("azp", "azp")), "azp", ""},
+		{"an empty client_id counts as absent", nil, []testutil.TokenOption{testutil.Claim("client_id", ""), testutil.Claim("azp", "azp")}, "azp", ""},
+		{"never sub by default", nil, user, "", ""},
+		{"Okta's cid", []string{"cid"}, append(user, testutil.Claim("cid", "0oa1okta")), "0oa1okta", ""},
+		{"Okta's cid, not client_id", []string{"cid"}, []testutil.TokenOption{testutil.Claim("cid", "0oa1okta"), testutil.Claim("client_id", "other")}, "0oa1okta", ""},
+		{"Entra v1's appid after azp", []string{"azp", "appid"}, append(user, testutil.Claim("appid", "6e74172b")), "6e74172b", ""},
+		{"sub when named", []string{"client_id", "sub"}, user, "billing-svc", ""},
+		{"a configured claim not a string", []string{"cid"}, []testutil.TokenOption{testutil.Claim("cid", 7)}, "", ReasonTokenInvalid},
+		{"azp not a string", nil, []testutil.TokenOption{testutil.Claim("azp", []string{"a"})}, "", ReasonTokenInvalid},
+		{"an unnamed claim of any type", []string{"cid"}, []testutil.TokenOption{testutil.Claim("cid", "c"), testutil.Claim("azp", 7)}, "c", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := []testutil.TokenOption{testutil.Claim("sub", "subject"), testutil.Claim("client_id", nil)}
-			if tt.clientID != "" {
-				opts = append(opts, testutil.Claim("client_id", tt.clientID))
+			iss := jwtIssuerFor(idp)
+			iss.ClientIDClaims = tt.claims
+			v := newTestJWTVerifier(t, jwtOptions(&jwtLog{}), iss)
+			tok := idp.Token(t, tt.opts...)
+			c, err := v.Verify(t.Context(), tok)
+			if tt.reason != "" {
+				wantRefusal(t, tok, c, err, tt.reason)
+				return
 			}
-			if tt.azp != "" {
-				opts = append(opts, testutil.Claim("azp", tt.azp))
-			}
-			c, err := v.Verify(t.Context(), idp.Token(t, opts...))
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			if c.ClientID != tt.want || c.Subject != "subject" {
-				t.Errorf("ClientID %q, Subject %q; want %q, subject", c.ClientID, c.Subject, tt.want)
+			if c.ClientID != tt.want {
+				t.Errorf("ClientID %q, want %q", c.ClientID, tt.want)
 			}
 		})
+	}
+}
+
+func TestJWTVerifyScopesSplitOnSpaceOnly(t *testing.T) {
+	idp := testutil.NewIdP(t)
+	scp := jwtIssuerFor(idp)
+	scp.ScopeClaim = "scp"
+	verifiers := map[string]*JWTVerifier{
+		"scope": newTestJWTVerifier(t, jwtOptions(&jwtLog{}), jwtIssuerFor(idp)),
+		"scp":   newTestJWTVerifier(t, jwtOptions(&jwtLog{}), scp),
+	}
+	tests := []struct {
+		name  string
+		claim string
+		value any
+		want  []string // nil with a refusal
+	}{
+		{"SP", "scope", "tenant:acme orders:read", []string{"tenant:acme", "orders:read"}},
+		{"leading, trailing and repeated SP", "scope", "  tenant:acme   orders:read ", []string{"tenant:acme", "orders:read"}},
+		{"every scope-token character", "scope", "!#[]~ a", []string{"!#[]~", "a"}},
+		{"NO-BREAK SPACE", "scope", "tenant:acme\u00a0orders:admin", nil},
+		{"IDEOGRAPHIC SPACE", "scope", "tenant:acme\u3000orders:admin", nil},
+		{"LINE SEPARATOR", "scope", "tenant:acme\u2028orders:admin", nil},
+		{"NEXT LINE", "scope", "tenant:acme\u0085orders:admin", nil},
+		{"TAB", "scope", "tenant:acme\torders:admin", nil},
+		{"VT", "scope", "tenant:acme\vorders:admin", nil},
+		{"LF", "scope", "tenant:acme\norders:admin", nil},
+		{"quote", "scope", `orders:"admin"`, nil},
+		{"backslash", "scope", `orders:\admin`, nil},
+		{"DEL", "scope", "orders:admin\x7f", nil},
+		{"a letter beyond ASCII", "scope", "orders:\u00e4dmin", nil},
+		{"scp as a string, NO-BREAK SPACE", "scp", "tenant:acme\u00a0orders:admin", nil},
+		{"scp array", "scp", []string{"tenant:acme", "orders:read"}, []string{"tenant:acme", "orders:read"}},
+		{"scp element with a space", "scp", []string{"tenant:acme orders:admin"}, nil},
+		{"scp element with NO-BREAK SPACE", "scp", []string{"tenant:acme\u00a0orders:admin"}, nil},
+		{"scp element empty", "scp", []string{"orders:read", ""}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := idp.Token(t, testutil.Claim(tt.claim, tt.value))
+			c, err := verifiers[tt.claim].Verify(t.Context(), tok)
+			if tt.want == nil {
+				wantRefusal(t, tok, c, err, ReasonTokenMalformed)
+				if desc := err.(*TokenError).Description; strings.Contains(desc, "orders:") {
+					t.Errorf("the description %q quotes the scope", desc)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if !slices.Equal(c.Scopes, tt.want) {
+				t.Errorf("Scopes = %q, want %q", c.Scopes, tt.want)
+			}
+		})
+	}
+}
+
+func TestJWTVerifyTimeClaimsOutsideTheYears1970To9999(t *testing.T) {
+	idp := testutil.NewIdP(t)
+	// No max_lifetime: nothing else bounds iat.
+	v := newTestJWTVerifier(t, jwtOptions(&jwtLog{}), jwtIssuerFor(idp))
+	exp := float64(time.Now().Add(time.Hour).Unix())
+	tests := []struct {
+		name  string
+		claim string
+		value float64
+		want  Reason // "" to accept
+	}{
+		{"iat 1e300", "iat", 1e300, ReasonTokenMalformed},
+		{"iat -1e300", "iat", -1e300, ReasonTokenMalformed},
+		{"iat beyond an int64", "iat", 1e19, ReasonTokenMalformed},
+		{"iat before 1970", "iat", -1, ReasonTokenMalformed},
+		{"iat in 1970", "iat", 0, ""},
+		{"nbf 1e300", "nbf", 1e300, ReasonTokenMalformed},
+		{"nbf -1e300", "nbf", -1e300, ReasonTokenMalformed},
+		{"exp 1e300", "exp", 1e300, ReasonTokenMalformed},
+		{"exp after 9999", "exp", maxNumericDate + 1, ReasonTokenMalformed},
+		{"exp at the end of 9999", "exp", maxNumericDate, ""},
+		{"exp with a fraction", "exp", exp + 0.5, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantVerdict(t, v, idp.Token(t, testutil.Claim(tt.claim, tt.value)), tt.want)
+		})
+	}
+}
+
+func TestJWTVerifyRefusesRefreshAndIDTokens(t *testing.T) {
+	idp := testutil.NewIdP(t)
+	v := newTestJWTVerifier(t, jwtOptions(&jwtLog{}), jwtIssuerFor(idp))
+	tests := []struct {
+		name  string
+		claim string
+		value any
+		want  Reason // "" to accept
+	}{
+		{"Keycloak access token", "typ", "Bearer", ""},
+		{"Keycloak refresh token", "typ", "Refresh", ReasonTokenType},
+		{"Keycloak offline token", "typ", "Offline", ReasonTokenType},
+		{"Keycloak ID token", "typ", "ID", ReasonTokenType},
+		{"Keycloak serialized ID token", "typ", "Serialized-ID", ReasonTokenType},
+		{"Keycloak logout token", "typ", "Logout", ReasonTokenType},
+		{"typ in another case", "typ", "refresh", ReasonTokenType},
+		{"typ not a string", "typ", 1, ReasonTokenInvalid},
+		{"Cognito access token", "token_use", "access", ""},
+		{"Cognito ID token", "token_use", "id", ReasonTokenType},
+		{"Hydra refresh token", "token_use", "refresh_token", ReasonTokenType},
+		{"token_use not a string", "token_use", true, ReasonTokenInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantVerdict(t, v, idp.Token(t, testutil.Claim(tt.claim, tt.value)), tt.want)
+		})
+	}
+	// The JOSE header's typ is another matter (RFC 9068's at+jwt): the
+	// devidp sets it, and a header typ of Refresh is no claim.
+	if _, err := v.Verify(t.Context(), idp.Token(t, testutil.Header("typ", "Refresh"))); err != nil {
+		t.Errorf("a header typ refused the token: %v", err)
 	}
 }
 
@@ -962,6 +1099,10 @@ func TestIssuerValidate(t *testing.T) {
 		{"long leeway", Issuer{Issuer: "x", JWKSURI: "https://idp.test/jwks", Leeway: &long}, []string{"leeway"}},
 		{"negative max_lifetime", Issuer{Issuer: "x", JWKSURI: "https://idp.test/jwks", MaxLifetime: -1}, []string{"max_lifetime"}},
 		{"scope_claim", Issuer{Issuer: "x", JWKSURI: "https://idp.test/jwks", ScopeClaim: "scopes"}, []string{"scope_claim"}},
+		{"client_id_claims", Issuer{Issuer: "x", JWKSURI: "https://idp.test/jwks", ClientIDClaims: []string{"cid", "sub", "azp"}}, nil},
+		{"client_id_claims empty", Issuer{Issuer: "x", JWKSURI: "https://idp.test/jwks", ClientIDClaims: []string{}}, []string{"client_id_claims"}},
+		{"client_id_claims of no client id", Issuer{Issuer: "x", JWKSURI: "https://idp.test/jwks", ClientIDClaims: []string{"cid", "", "scope", "iss", "cid"}},
+			[]string{"client_id_claims[1]", "client_id_claims[2]", "client_id_claims[3]", "client_id_claims[4]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1056,6 +1197,17 @@ func FuzzVerify(f *testing.F) {
 	f.Add("." + valid)
 	f.Add(idp.UnsignedToken(f))
 	f.Add("e30.e30.e30")
+	// Signed, and refused for their claims.
+	for _, opt := range []testutil.TokenOption{
+		testutil.Claim("scope", "tenant:acme\u00a0orders:admin"),
+		testutil.Claim("scp", []string{"tenant:acme orders:admin"}),
+		testutil.Claim("iat", 1e300),
+		testutil.Claim("nbf", -1e300),
+		testutil.Claim("typ", "Refresh"),
+		testutil.Claim("token_use", "id"),
+	} {
+		f.Add(idp.Token(f, opt, testutil.ExpiresIn(time.Hour)))
+	}
 	for tok := range earlyRefusalTokens(f, idp) {
 		// One of them is valid, signed by the IdP.
 		if _, err := v.Verify(context.Background(), tok); err == nil {

@@ -258,7 +258,7 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 }
 
 func checkScope(s string) (string, error) {
-	if !isScopeToken(s) {
+	if !IsScopeToken(s) {
 		return "", fmt.Errorf("%q is not a scope: RFC 6749 allows printable ASCII except space, '\"' and '\\'", s)
 	}
 	return s, nil

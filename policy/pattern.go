@@ -159,10 +159,11 @@ func isToken(s string) bool {
 	return s != ""
 }
 
-// isScopeToken reports whether s is an OAuth scope token (RFC 6749 section
-// 3.3). Scopes are advertised in a quoted WWW-Authenticate parameter, so
-// '"' and '\' must not reach it.
-func isScopeToken(s string) bool {
+// IsScopeToken reports whether s is an OAuth scope token (RFC 6749 section
+// 3.3): printable ASCII but space, '"' and '\'. Scopes are advertised in a
+// quoted WWW-Authenticate parameter, so '"' and '\' must not reach it, and
+// forwarded space-delimited, so a space must not be in one.
+func IsScopeToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x21 || c == '"' || c == '\\' || c > 0x7E {
 			return false
