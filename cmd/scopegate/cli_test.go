@@ -18,7 +18,7 @@ func TestHelpExitsZeroOnStdoutAndUsageErrorsTwoOnStderr(t *testing.T) {
 		serve   = "scopegate serve --config FILE [flags]"
 		check   = "Usage: scopegate check [flags]"
 		policy  = "scopegate policy test [--format text|json] [--junit FILE]"
-		config  = "Usage: scopegate config check FILE"
+		config  = "Usage: scopegate config check [--offline] FILE"
 		version = "Usage: scopegate version"
 	)
 	help := []struct {
