@@ -151,8 +151,8 @@ func (k *bucket) take() bool {
 
 // peerOf returns the address under which the budget counts the checks from
 // peer, a request's source address with or without a port, as the adapters
-// fill Request.Peer ("192.0.2.1:5000", "[2001:db8::1]:5000", and from Envoy
-// an IPv6 address and its port without brackets). An IPv6 address counts
+// fill Request.Peer ("192.0.2.1:5000", "[2001:db8::1]:5000"), or an
+// address alone. An IPv6 address counts
 // as its /64, the block one host usually holds. A peer that is no address
 // counts as the zero Addr, one peer for all of them, which the budget
 // does not limit as one stranger.
