@@ -176,7 +176,10 @@ func joined(h http.Header, name string) string {
 
 // source returns the address of the original request's client: the last
 // X-Forwarded-For entry, which the proxy appends, or else the proxy's own
-// address. It is for the audit trail only and decides nothing.
+// address. It goes to the audit trail and tells peers apart in the
+// introspection budget, so it is only as good as the proxy: one that
+// passes the caller's X-Forwarded-For on without appending to it (Envoy
+// without use_remote_address) lets the caller choose it.
 func source(r *http.Request) string {
 	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 		last := xff[len(xff)-1]

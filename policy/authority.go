@@ -31,6 +31,9 @@ var ErrBadAuthority = errors.New("bad request authority")
 //     as the host where Go and nginx read "host";
 //   - an empty host (":443") and an empty label ("a..b", ".a"), except one
 //     trailing dot, which names the same host ("a.b.");
+//   - a host name longer than 253 bytes without its trailing dot, the
+//     longest DNS name: no route lists one, yet a wildcard route covers
+//     it, and so does an upstream's;
 //   - in a host name, any byte but letters, digits, '-', '.', '_' and '~':
 //     RFC 3986 also allows percent-escapes and sub-delims (such as ',' and
 //     ';') in a reg-name, but no DNS name holds them, no route can list
@@ -99,6 +102,13 @@ func splitAuthority(s string) (host, port string, bad authorityError) {
 		}
 		if end == 0 {
 			return "", "", authorityError{"empty host", 0}
+		}
+		// A longer name is no DNS name and no route lists it, but a route
+		// for *.example.com covers it, as an upstream routing by suffix
+		// does: matched against the routes without hosts only, it would
+		// skip that route.
+		if len(strings.TrimSuffix(s[:end], ".")) > maxHostLen {
+			return "", "", authorityError{"host name longer than 253 bytes", maxHostLen}
 		}
 	}
 	host = s[:end]

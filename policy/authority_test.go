@@ -222,7 +222,7 @@ func differsFromNetURL(a string) string {
 	name := u.Hostname()
 	n, _ := strconv.Atoi(u.Port())
 	switch {
-	case u.User != nil, name == "", strings.HasSuffix(a, ":"), n > 65535:
+	case u.User != nil, name == "", strings.HasSuffix(a, ":"), n > 65535, len(strings.TrimSuffix(name, ".")) > maxHostLen:
 		return ""
 	case strings.HasPrefix(u.Host, "["):
 		if strings.Contains(name, "%") {

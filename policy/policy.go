@@ -126,9 +126,9 @@ func Load(name string) (*Policy, error) {
 // matches HEAD, as servers answer HEAD with their GET handler, unless a
 // route listing HEAD has the same path pattern and a host in common.
 //
-// A host longer than 253 bytes, the longest DNS name, matches no route
-// listing hosts: no host a route lists is that long, and refusing it keeps
-// the cost of a request's host bounded.
+// A host longer than 253 bytes, the longest DNS name, matches no route,
+// as any host ParseAuthority rejects: matched against the routes without
+// hosts only, a long host under a wildcard route's domain would skip it.
 func (p *Policy) Match(method, host, path string) *Route {
 	if p == nil || p.m == nil {
 		return nil
