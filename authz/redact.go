@@ -13,14 +13,20 @@ const minRedactedBearer = 8
 
 // BearerToken returns the token of the authorization header h, as Redact
 // and the audit log's token_sha256 take it: what follows a
-// case-insensitive "Bearer " and any spaces, or "" when h holds none.
-// Unlike the check, it takes the token whether or not it is well formed.
+// case-insensitive "Bearer" and spaces or tabs, up to the next space, tab
+// or comma, or "" when h holds none. Unlike the check, it takes the token
+// whether or not the header is well formed, so that the token of a header
+// that the check refuses (sent twice, or after a tab) is still redacted.
 func BearerToken(h string) string {
-	const scheme = "bearer "
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+	const scheme = "bearer"
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' && h[len(scheme)] != '\t' {
 		return ""
 	}
-	return strings.TrimLeft(h[len(scheme):], " ")
+	t := strings.TrimLeft(h[len(scheme):], " \t")
+	if i := strings.IndexAny(t, " \t,"); i >= 0 {
+		t = t[:i]
+	}
+	return t
 }
 
 // Redact returns s with every token in it replaced by RedactedToken: each

@@ -44,12 +44,15 @@ func TestRedactReplacesEveryToken(t *testing.T) {
 
 func TestBearerToken(t *testing.T) {
 	for h, want := range map[string]string{
-		"Bearer abc":    "abc",
-		"bEaReR   abc":  "abc",
-		"Bearer a b":    "a b",
-		"Bearer ":       "",
-		"Basic dXNlcjp": "",
-		"":              "",
+		"Bearer abc":            "abc",
+		"bEaReR   abc":          "abc",
+		"Bearer a b":            "a",
+		"Bearer\tabc":           "abc",
+		"Bearer abc,Bearer xyz": "abc",
+		"Bearerabc":             "",
+		"Bearer ":               "",
+		"Basic dXNlcjp":         "",
+		"":                      "",
 	} {
 		if got := authz.BearerToken(h); got != want {
 			t.Errorf("BearerToken(%q) = %q, want %q", h, got, want)
