@@ -59,11 +59,19 @@ func (ks *keySet) KeyRead(ctx context.Context, kid string) (jwkset.JWK, error) {
 	if errors.Is(err, jwkset.ErrKeyNotFound) {
 		// Read again even when refetch fetched nothing: a fetch may have
 		// ended since the first read.
-		ks.refetch(ctx)
+		ended := ks.refetch(ctx)
 		jwk, err = ks.MemoryJWKSet.KeyRead(ctx, kid)
+		if errors.Is(err, jwkset.ErrKeyNotFound) && !ended {
+			err = errKeysLate
+		}
 	}
 	return jwk, err
 }
+
+// errKeysLate is KeyRead's error for a kid the set lacks while the fetch
+// that could bring it has not ended by the check's deadline: the key may
+// be a new one of the issuer's, so the token may be fine.
+var errKeysLate = errors.New("jwt: the issuer's keys were being fetched again, and the fetch did not end in time")
 
 // available reports whether the set was ever fetched, trying once more,
 // cooldown permitting, if it was not.
@@ -104,14 +112,15 @@ func (ks *keySet) only(alg string) (any, error) {
 
 // refetch fetches the JWKS again for a kid the set lacks, or waits for the
 // fetch under way, unless the last such fetch started less than a cooldown
-// ago: then it returns at once.
-func (ks *keySet) refetch(ctx context.Context) {
+// ago: then it returns at once. It reports false when ctx ended before
+// the fetch it waited for.
+func (ks *keySet) refetch(ctx context.Context) (ended bool) {
 	ks.mu.Lock()
 	done := ks.flight
 	if done == nil {
 		if time.Since(ks.last) < ks.cooldown {
 			ks.mu.Unlock()
-			return
+			return true
 		}
 		ks.last = time.Now()
 		done = ks.start()
@@ -121,7 +130,9 @@ func (ks *keySet) refetch(ctx context.Context) {
 	defer cancel()
 	select {
 	case <-done:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 

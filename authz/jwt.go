@@ -310,6 +310,9 @@ func (is *jwtIssuer) key(ctx context.Context, t *jwt.Token) (any, error) {
 	}
 	key, err := is.keyfunc.KeyfuncCtx(ctx)(t)
 	switch {
+	case errors.Is(err, errKeysLate):
+		return nil, &TokenError{Reason: ReasonIssuerUnavailable, Unavailable: true,
+			Description: "the issuer's keys could not be fetched in time for the token's key; retry later", Err: err}
 	case errors.Is(err, jwkset.ErrKeyNotFound):
 		return nil, &TokenError{Reason: ReasonUnknownKey, Description: "the token's key is not one of the issuer's keys", Err: err}
 	case err != nil:

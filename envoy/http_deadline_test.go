@@ -85,7 +85,7 @@ const slowAnswer = 5 * time.Second
 // deniedInTime sends one check in every proxy convention to h while the
 // provider behind g holds its answer, and fails unless each is denied
 // within timeout plus slowAnswer, before the provider answered.
-func deniedInTime(t *testing.T, h *httpHarness, g *gate, timeout time.Duration, token, provider string) {
+func deniedInTime(t *testing.T, h *httpHarness, g *gate, timeout time.Duration, token, provider string, reason authz.Reason) {
 	t.Helper()
 	if timeout == 0 {
 		timeout = envoy.DefaultHTTPCheckTimeout
@@ -94,6 +94,9 @@ func deniedInTime(t *testing.T, h *httpHarness, g *gate, timeout time.Duration, 
 		a := h.doWithin(t, p.request(h.url, "GET", "api.example.com", "/orders/1"), bearer(token), timeout+slowAnswer)
 		if a.status == http.StatusOK || a.reason == string(authz.ReasonAllowed) {
 			t.Fatalf("%s: got %d %s while %s held its answer, want a deny", p.name, a.status, a.reason, provider)
+		}
+		if a.reason != string(reason) {
+			t.Errorf("%s: denied for %s while %s held its answer, want %s: the token may be fine", p.name, a.reason, provider, reason)
 		}
 		if a.headers["x-scopegate-reason"] != a.reason {
 			t.Errorf("%s: x-scopegate-reason %q, want %q", p.name, a.headers["x-scopegate-reason"], a.reason)
@@ -131,7 +134,7 @@ func TestHTTPSlowIntrospectionIsDeniedWithinTheDeadline(t *testing.T) {
 			t.Cleanup(func() { in.Close() })
 			h := serveHTTP(t, &envoy.HTTPServer{Authorizer: authorizer(t, in, authz.Options{}), Timeout: timeout})
 
-			deniedInTime(t, h, g, timeout, "ory_at_reader", "the introspection endpoint")
+			deniedInTime(t, h, g, timeout, "ory_at_reader", "the introspection endpoint", authz.ReasonIntrospectionDown)
 			h.mu.Lock()
 			reason := h.d.Reason
 			h.mu.Unlock()
@@ -157,7 +160,7 @@ func TestHTTPUnknownKeyOnASlowJWKSIsDeniedWithinTheDeadline(t *testing.T) {
 	token := idp.Token(t, testutil.Scopes("orders:read"), testutil.Header("kid", "made-up-kid"))
 
 	fetches := idp.JWKSFetches()
-	deniedInTime(t, h, g, 0, token, "the JWKS endpoint")
+	deniedInTime(t, h, g, 0, token, "the JWKS endpoint", authz.ReasonIssuerUnavailable)
 	if n := idp.JWKSFetches(); n != fetches {
 		t.Errorf("the IdP served %d JWKS fetches through a closed gate", n-fetches)
 	}
