@@ -17,6 +17,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 
+	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/envoy"
 )
 
@@ -26,12 +27,34 @@ type headerFlags map[string]string
 func (h headerFlags) String() string { return "" }
 
 func (h headerFlags) Set(s string) error {
+	k, v, err := cutPair(s)
+	if err == nil {
+		h[strings.ToLower(k)] = v
+	}
+	return err
+}
+
+// contextFlags collects repeated --context K=V flags: the route's
+// context_extensions, whose keys keep their case.
+type contextFlags map[string]string
+
+func (c contextFlags) String() string { return "" }
+
+func (c contextFlags) Set(s string) error {
+	k, v, err := cutPair(s)
+	if err == nil {
+		c[k] = v
+	}
+	return err
+}
+
+// cutPair splits the K=V of a flag.
+func cutPair(s string) (k, v string, err error) {
 	k, v, ok := strings.Cut(s, "=")
 	if !ok || k == "" {
-		return fmt.Errorf("want K=V, got %q", s)
+		return "", "", fmt.Errorf("want K=V, got %q", s)
 	}
-	h[strings.ToLower(k)] = v
-	return nil
+	return k, v, nil
 }
 
 const checkUsage = `Usage: scopegate check [flags]
@@ -56,6 +79,12 @@ func check(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	headers := headerFlags{}
 	fs.Var(headers, "header", "extra request header K=V (repeatable)")
+	scheme := fs.String("scheme", "http", "URL scheme of the request, as Envoy reports it (http or https)")
+	principal := fs.String("principal", "", "the peer's principal as Envoy verified it over mutual TLS, such as spiffe://cluster.local/ns/billing/sa/api")
+	peerCert := fs.String("peer-cert", "", "PEM file of the peer's client certificate, sent URL-encoded as Envoy's include_peer_certificate sends it")
+	sni := fs.String("sni", "", "the server name the peer asked for in its TLS handshake")
+	routeContext := contextFlags{}
+	fs.Var(routeContext, "context", "the route's context extension K=V, as ExtAuthzPerRoute sets it (repeatable)")
 	var tf tlsFlags
 	tf.register(fs)
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
@@ -93,6 +122,16 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if tok != "" {
 		headers["authorization"] = "Bearer " + tok
 	}
+	var cert authz.Certificate
+	if *peerCert != "" {
+		b, err := os.ReadFile(*peerCert)
+		if err != nil {
+			return fail("--peer-cert: %v", err)
+		}
+		if cert = authz.CertificateFromPEM(b); !isCertificate(cert) {
+			return fail("--peer-cert %s: not a PEM certificate", *peerCert)
+		}
+	}
 
 	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
@@ -103,11 +142,31 @@ func check(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	req := envoy.CheckRequest(*method, *host, *path, headers)
 	req.Attributes.Source.Address = socketAddress(source)
+	withTLS(req, *scheme, *principal, cert, *sni, routeContext)
 	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, req)
 	if err != nil {
 		return fail("%s: %v%s", *addr, err, tf.hint(err))
 	}
 	return printCheck(stdout, resp)
+}
+
+// withTLS sets the attributes of req that Envoy takes from the peer's
+// TLS connection, and the route's context.
+func withTLS(req *authv3.CheckRequest, scheme, principal string, cert authz.Certificate, sni string, routeContext map[string]string) {
+	req.Attributes.Request.Http.Scheme, req.Attributes.Request.Http.Headers[":scheme"] = scheme, scheme
+	req.Attributes.Source.Principal, req.Attributes.Source.Certificate = principal, string(cert)
+	if sni != "" {
+		req.Attributes.TlsSession = &authv3.AttributeContext_TLSSession{Sni: sni}
+	}
+	if len(routeContext) > 0 {
+		req.Attributes.ContextExtensions = routeContext
+	}
+}
+
+// isCertificate reports whether c decodes to a certificate.
+func isCertificate(c authz.Certificate) bool {
+	_, err := c.DER()
+	return err == nil
 }
 
 // isSet reports whether the flag name was given on the command line.

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/scopegate/scopegate/authz"
+	"github.com/scopegate/scopegate/envoy"
 	"github.com/scopegate/scopegate/internal/testutil"
 )
 
@@ -214,5 +217,64 @@ func TestCheckRefusesWhatIsNotAToken(t *testing.T) {
 				t.Errorf("check dialed the server:\n%s", stderr)
 			}
 		})
+	}
+}
+
+// TestCheckSendsThePeersTLSAttributes pins that --principal reaches the
+// server as the peer's principal (the audit log's), and that a
+// --peer-cert that is not a certificate is refused before anything is
+// sent.
+func TestCheckSendsThePeersTLSAttributes(t *testing.T) {
+	bin := buildBinary(t)
+	s := startIssuerServer(t, bin, t.TempDir(), "config.yaml", "")
+	certPEM, keyPEM := testutil.NewCA(t, "mesh").Issue(t, "billing")
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "peer.crt"), filepath.Join(dir, "peer.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const principal = "spiffe://cluster.local/ns/billing/sa/api"
+	code, stdout, stderr := runBinary(t, bin, "check", "--addr", s.grpc, "--path", "/orders/1", "--principal", principal,
+		"--peer-cert", certFile, "--sni", "orders.internal", "--scheme", "https", "--context", "tier=gold")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (a deny without a token)\n%s%s", code, stdout, stderr)
+	}
+	want := `"principal":"` + principal + `"`
+	for deadline := time.Now().Add(testutil.WaitTimeout); !strings.Contains(s.stdout.String(), want); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit line with %s within 10s:\n%s", want, s.stdout.String())
+		}
+	}
+	if strings.Contains(s.stdout.String(), "BEGIN") {
+		t.Errorf("the audit log holds the peer certificate:\n%s", s.stdout.String())
+	}
+	for _, tt := range []struct{ args, stderr string }{
+		{"--peer-cert " + keyFile, "--peer-cert " + keyFile + ": not a PEM certificate"},
+		{"--peer-cert " + filepath.Join(dir, "absent.crt"), "--peer-cert: open "},
+		{"--context tier", `want K=V, got "tier"`},
+	} {
+		if code, _, stderr := runBinary(t, bin, append([]string{"check", "--addr", s.grpc}, strings.Fields(tt.args)...)...); code != 2 || !strings.Contains(stderr, tt.stderr) {
+			t.Errorf("%s: exit %d, want 2 saying %q:\n%s", tt.args, code, tt.stderr, stderr)
+		}
+	}
+}
+
+func TestWithTLSSetsWhatEnvoySends(t *testing.T) {
+	req := envoy.CheckRequest("GET", "h", "/", nil)
+	cert := authz.Certificate("-----BEGIN%20CERTIFICATE-----%0A")
+	withTLS(req, "https", "spiffe://td/a", cert, "sni.example", map[string]string{"Tier": "gold"})
+	a := req.GetAttributes()
+	if a.GetRequest().GetHttp().GetScheme() != "https" || a.GetRequest().GetHttp().GetHeaders()[":scheme"] != "https" ||
+		a.GetSource().GetPrincipal() != "spiffe://td/a" || a.GetSource().GetCertificate() != string(cert) ||
+		a.GetTlsSession().GetSni() != "sni.example" || a.GetContextExtensions()["Tier"] != "gold" {
+		t.Errorf("the request lacks an attribute: %v", a)
+	}
+	bare := envoy.CheckRequest("GET", "h", "/", nil)
+	withTLS(bare, "http", "", "", "", nil)
+	if bare.GetAttributes().GetTlsSession() != nil || bare.GetAttributes().GetContextExtensions() != nil {
+		t.Errorf("a request without TLS attributes carries some: %v", bare.GetAttributes())
 	}
 }
