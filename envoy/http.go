@@ -58,10 +58,10 @@ type HTTPServer struct {
 	// it below the timeout of every proxy that calls the server.
 	Timeout time.Duration
 	// TrustedProxies are the addresses of the proxies whose word on the
-	// client's TLS connection the server takes: the certificate headers
-	// of its path's convention (see ClientCertHeader) and
-	// X-Forwarded-Proto. From any other peer they are ignored: a caller
-	// can send them.
+	// client the server takes: the certificate headers of its path's
+	// convention (see ClientCertHeader), X-Forwarded-Proto and
+	// X-Forwarded-For. From any other peer they are ignored, since a
+	// caller can send them, and the peer is the TCP peer.
 	TrustedProxies []netip.Prefix
 }
 
@@ -108,6 +108,7 @@ func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req, bad := original(p, r)
 	if bad == "" && s.trusts(r) {
+		req.Peer = forwardedFor(r)
 		bad = forwardedTLS(p, r, req)
 	}
 	timeout := s.Timeout
@@ -155,7 +156,7 @@ func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // original returns the original request that r describes in p's
 // convention, or why it cannot be read.
 func original(p proxy, r *http.Request) (req *authz.Request, bad string) {
-	req = &authz.Request{Authorization: joined(r.Header, "Authorization"), RequestID: joined(r.Header, "X-Request-Id"), Peer: source(r)}
+	req = &authz.Request{Authorization: joined(r.Header, "Authorization"), RequestID: joined(r.Header, "X-Request-Id"), Peer: r.RemoteAddr}
 	switch p {
 	case envoyHTTP:
 		req.Method, req.Host = r.Method, r.Host
@@ -302,13 +303,14 @@ func joined(h http.Header, name string) string {
 	return strings.Join(h.Values(name), ",")
 }
 
-// source returns the address of the original request's client: the last
-// X-Forwarded-For entry, which the proxy appends, or else the proxy's own
-// address. It goes to the audit trail and tells peers apart in the
-// introspection budget, so it is only as good as the proxy: one that
-// passes the caller's X-Forwarded-For on without appending to it (Envoy
-// without use_remote_address) lets the caller choose it.
-func source(r *http.Request) string {
+// forwardedFor returns the address of the original request's client as a
+// trusted proxy says it: the last X-Forwarded-For entry, which the proxy
+// appends, or else the proxy's own address. It goes to the audit trail
+// and tells peers apart in the introspection budget, so it is taken only
+// from a trusted proxy, and is only as good as that proxy: one that passes
+// the caller's X-Forwarded-For on without appending to it (Envoy without
+// use_remote_address) lets the caller choose it.
+func forwardedFor(r *http.Request) string {
 	if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
 		last := xff[len(xff)-1]
 		if i := strings.LastIndexByte(last, ','); i >= 0 {

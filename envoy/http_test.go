@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -286,20 +287,26 @@ func TestHTTPIdentityHeadersCannotBeSpoofed(t *testing.T) {
 	}
 }
 
-func TestHTTPSourceIsTheAddressTheProxyAppended(t *testing.T) {
-	h := startHTTP(t, authz.Options{}, failing{})
+func TestHTTPSourceIsTheAddressATrustedProxyAppended(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 	tests := []struct {
-		name string
-		xff  []string
-		want string
+		name    string
+		trusted []netip.Prefix
+		xff     []string
+		want    string
 	}{
-		{"one entry", []string{"203.0.113.7"}, "203.0.113.7"},
-		{"the caller's own entries come first", []string{"198.51.100.1, 203.0.113.7"}, "203.0.113.7"},
-		{"the last of several headers", []string{"198.51.100.1", "203.0.113.7"}, "203.0.113.7"},
-		{"none: the proxy itself", nil, "127.0.0.1:"},
+		{"one entry", loopback, []string{"203.0.113.7"}, "203.0.113.7"},
+		{"the caller's own entries come first", loopback, []string{"198.51.100.1, 203.0.113.7"}, "203.0.113.7"},
+		{"the last of several headers", loopback, []string{"198.51.100.1", "203.0.113.7"}, "203.0.113.7"},
+		{"none: the proxy itself", loopback, nil, "127.0.0.1:"},
+		// A caller that reaches the listener itself, or through a proxy
+		// not trusted, cannot choose the peer the budget counts it as.
+		{"from a peer not trusted: the peer itself", nil, []string{"203.0.113.7"}, "127.0.0.1:"},
+		{"from a peer outside the trusted ones", []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, []string{"203.0.113.7"}, "127.0.0.1:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			h := serveHTTP(t, &envoy.HTTPServer{Authorizer: authorizer(t, failing{}, authz.Options{}), TrustedProxies: tt.trusted})
 			r := conventions[2].request(h.url, "GET", "x", "/healthz")
 			r.Header["X-Forwarded-For"] = tt.xff
 			h.do(t, r, nil)
