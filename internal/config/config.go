@@ -68,8 +68,9 @@ type Listen struct {
 	// Zero means envoy.DefaultHTTPCheckTimeout, 200ms.
 	HTTPCheckTimeout time.Duration `yaml:"http_check_timeout"`
 	// TrustedProxies lists the addresses, CIDRs or single IPs, of the
-	// proxies whose certificate headers the HTTP listener believes
-	// (x-forwarded-client-cert, Client-Cert, Ssl-Client-Cert): those of
+	// proxies whose word on the client the HTTP listener believes: its
+	// certificate headers (x-forwarded-client-cert, Client-Cert,
+	// Ssl-Client-Cert), X-Forwarded-Proto and X-Forwarded-For. Those of
 	// any other peer are ignored, since a caller can send them.
 	TrustedProxies []string `yaml:"trusted_proxies"`
 
