@@ -124,7 +124,7 @@ func TestBufferedAuditWritesALineAtATime(t *testing.T) {
 	// Lines are written by the Records that fill the buffer and by the
 	// timer, which must not overlap either.
 	a := telemetry.NewBufferedAudit(&w, 1, time.Microsecond, nil)
-	n := recordConcurrently(a)
+	n := recordConcurrently(t, a)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/internal/telemetry"
+	"github.com/scopegate/scopegate/internal/testutil"
 )
 
 // slogLine returns the line that log/slog's JSON handler writes, at now,
@@ -77,13 +78,18 @@ func slogLine(now time.Time, r *authz.Request, d *authz.Decision, took time.Dura
 	return b.String()
 }
 
-// slogBearer is the token of the authorization header h.
+// slogBearer is the token of the authorization header h: the first word
+// after a "Bearer" that a space or tab ends, words being separated by
+// spaces, tabs and commas.
 func slogBearer(h string) string {
-	const scheme = "bearer "
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+	if len(h) < 7 || !strings.EqualFold(h[:6], "bearer") || !strings.ContainsRune(" \t", rune(h[6])) {
 		return ""
 	}
-	return strings.TrimLeft(h[len(scheme):], " ")
+	words := strings.FieldsFunc(h[6:], func(r rune) bool { return r == ' ' || r == '\t' || r == ',' })
+	if len(words) == 0 || strings.HasPrefix(strings.TrimLeft(h[6:], " \t"), ",") {
+		return ""
+	}
+	return words[0]
 }
 
 // slogTokenID is the token_sha256 of a line for the authorization header h.
@@ -332,10 +338,12 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// recordConcurrently records denies from several goroutines at once, with
-// request ids of different lengths, and returns how many it recorded.
-func recordConcurrently(a *telemetry.Audit) int {
-	const writers, each = 8, 200
+// recordConcurrently records lines from 8 goroutines at once, of up to
+// about 1 KiB each and some 320 KiB in all: less than a buffered Audit
+// queues, so that none is dropped however late its writer runs. It
+// returns how many it recorded.
+func recordConcurrently(t *testing.T, a *telemetry.Audit) int {
+	const writers, each = 8, 60
 	var wg sync.WaitGroup
 	for i := range writers {
 		wg.Go(func() {
@@ -346,13 +354,13 @@ func recordConcurrently(a *telemetry.Audit) int {
 			}
 		})
 	}
-	wg.Wait()
+	testutil.Wait(t, &wg, testutil.WaitTimeout, "the lines recorded concurrently")
 	return writers * each
 }
 
 func TestAuditWritesALineAtATime(t *testing.T) {
 	var w lineWriter
-	n := recordConcurrently(telemetry.NewAudit(&w, 1))
+	n := recordConcurrently(t, telemetry.NewAudit(&w, 1))
 	if w.overlapped.Load() {
 		t.Error("two writes overlapped")
 	}

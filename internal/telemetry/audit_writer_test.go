@@ -101,7 +101,7 @@ func TestBufferedAuditNeverWaitsForABlockedOutput(t *testing.T) {
 func TestBufferedAuditDropsNothingWhileTheOutputKeepsUp(t *testing.T) {
 	var w lineWriter
 	a := telemetry.NewBufferedAudit(&w, 1, time.Millisecond, nil)
-	n := recordConcurrently(a)
+	n := recordConcurrently(t, a)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
