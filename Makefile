@@ -42,6 +42,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRedact$$' -fuzztime=$(FUZZTIME) ./authz
 	$(GO) test -run='^$$' -fuzz='^FuzzParseScopes$$' -fuzztime=$(FUZZTIME) ./authz
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeCheck$$' -fuzztime=$(FUZZTIME) ./envoy
+	$(GO) test -run='^$$' -fuzz='^FuzzXFCC$$' -fuzztime=$(FUZZTIME) ./envoy
 
 # The tests need redis-server: the one at REDIS_ADDR if it answers, else
 # the tests start their own from the binary. Under CI a missing binary is

@@ -7,21 +7,97 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"iter"
+	"slices"
+	"strings"
 	"time"
 	"unsafe"
 )
 
-// Request is an HTTP request as the decision sees it.
+// Request is an HTTP request as the decision sees it. Its strings may be
+// views into the message a proxy sent: a Request is read, never modified.
 type Request struct {
 	Method string
 	Host   string // as sent, possibly with a port
 	Path   string // as sent, possibly with a query string
+	// Scheme is the URL scheme of the request, "http" or "https", as the
+	// proxy received it; empty when the proxy did not say.
+	Scheme string
 	// Authorization is the request's authorization header, repeated ones
 	// joined with "," as Envoy joins them, so that two cannot pass for one.
 	Authorization string
 	// RequestID is the request's x-request-id header, for the audit trail.
 	RequestID string
 	Peer      string // the source address of the request, for the audit trail
+
+	// What the proxy verified of the peer's TLS connection; all empty for
+	// a peer without mutual TLS.
+
+	// Principal is the peer's identity as the proxy authenticated it from
+	// its client certificate: Envoy's source.principal, the certificate's
+	// first URI SAN (a SPIFFE ID in a mesh), else its first DNS SAN, else
+	// its subject.
+	Principal string
+	// Certificate is the peer's client certificate, as the proxy sent it.
+	Certificate Certificate
+	// DestinationPrincipal is the identity that the proxy itself presented
+	// to the peer: Envoy's destination.principal, the By of an
+	// x-forwarded-client-cert.
+	DestinationPrincipal string
+	// SNI is the server name that the peer asked for in its TLS handshake.
+	SNI string
+
+	// Context is the context that the proxy's route attaches to the
+	// request: Envoy's per-route context_extensions.
+	Context Context
+}
+
+// Context is a request's route context: key-value pairs that the proxy's
+// route configuration attaches to the check, Envoy's context_extensions
+// (ExtAuthzPerRoute.check_settings.context_extensions), so that a policy
+// can match a route's tags. As in the protobuf map it comes from, a later
+// value of a key replaces an earlier one. The zero value is empty.
+//
+// Its pairs are kept as they come, without a map, so that a request
+// without context costs nothing and one with a few pairs one allocation.
+type Context struct {
+	pairs []contextPair
+}
+
+type contextPair struct{ key, value string }
+
+// Set sets key to value, replacing an earlier value of key.
+func (c *Context) Set(key, value string) {
+	// Appended, not replaced in place: a CheckRequest may repeat a key
+	// many times, which a search per Set would make quadratic. Get finds
+	// the last.
+	c.pairs = append(c.pairs, contextPair{key, value})
+}
+
+// Get returns the value of key, and whether the context has it.
+func (c Context) Get(key string) (string, bool) {
+	for i := len(c.pairs) - 1; i >= 0; i-- {
+		if c.pairs[i].key == key {
+			return c.pairs[i].value, true
+		}
+	}
+	return "", false
+}
+
+// All returns each key of the context once, with its value, in key order.
+func (c Context) All() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		sorted := slices.Clone(c.pairs)
+		slices.SortStableFunc(sorted, func(a, b contextPair) int { return strings.Compare(a.key, b.key) })
+		for i, p := range sorted {
+			if i+1 < len(sorted) && sorted[i+1].key == p.key {
+				continue // a later value replaces this one
+			}
+			if !yield(p.key, p.value) {
+				return
+			}
+		}
+	}
 }
 
 // Claims is what a verified token says about its bearer, whatever the kind

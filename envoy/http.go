@@ -1,9 +1,13 @@
 package envoy
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -53,7 +57,25 @@ type HTTPServer struct {
 	// Timeout bounds each check; zero means DefaultHTTPCheckTimeout. Keep
 	// it below the timeout of every proxy that calls the server.
 	Timeout time.Duration
+	// TrustedProxies are the addresses of the proxies whose word on the
+	// client's TLS connection the server takes: the certificate headers
+	// of its path's convention (see ClientCertHeader) and
+	// X-Forwarded-Proto. From any other peer they are ignored: a caller
+	// can send them.
+	TrustedProxies []netip.Prefix
 }
+
+// The headers in which proxies forward the client certificate they
+// verified, besides XFCCHeader.
+const (
+	// ClientCertHeader is RFC 9440's: the DER certificate as a
+	// structured-field byte sequence, :base64:.
+	ClientCertHeader = "Client-Cert"
+	// NginxCertHeader is where docs/proxies.md has nginx put
+	// $ssl_client_escaped_cert, the URL-encoded PEM certificate, as
+	// ingress-nginx names it.
+	NginxCertHeader = "Ssl-Client-Cert"
+)
 
 // DefaultHTTPCheckTimeout is the deadline of an HTTP check when
 // HTTPServer.Timeout is zero: below the 250 ms that docs/proxies.md
@@ -85,6 +107,9 @@ func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, bad := original(p, r)
+	if bad == "" && s.trusts(r) {
+		bad = forwardedTLS(p, r, req)
+	}
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = DefaultHTTPCheckTimeout
@@ -152,6 +177,109 @@ func original(p proxy, r *http.Request) (req *authz.Request, bad string) {
 		}
 	}
 	return req, bad
+}
+
+// trusts reports whether r comes from one of the trusted proxies.
+func (s *HTTPServer) trusts(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range s.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedTLS reads into req what a trusted proxy says of its client's
+// TLS connection, in p's convention, or says why it cannot be read. Each
+// path reads the headers of the proxies that use it, and no other: a
+// proxy that sets or clears the headers of its own convention passes a
+// caller's others through.
+//
+//   - Envoy's http_service: x-forwarded-client-cert (the last element,
+//     which the proxy appended), or RFC 9440's Client-Cert.
+//   - nginx: Ssl-Client-Cert, its $ssl_client_escaped_cert.
+//   - Traefik: none (its passTLSClientCert convention is not read).
+//
+// Every path reads the scheme from X-Forwarded-Proto.
+func forwardedTLS(p proxy, r *http.Request, req *authz.Request) (bad string) {
+	if vs := r.Header.Values("X-Forwarded-Proto"); len(vs) > 0 {
+		if len(vs) > 1 || !(strings.EqualFold(vs[0], "http") || strings.EqualFold(vs[0], "https")) {
+			return "the request carries an X-Forwarded-Proto that is not one http or https"
+		}
+		req.Scheme = strings.ToLower(vs[0])
+	}
+	var name string
+	switch p {
+	case envoyHTTP:
+		xfcc, cc := r.Header.Values(XFCCHeader), r.Header.Values(ClientCertHeader)
+		switch {
+		case len(xfcc) > 0 && len(cc) > 0:
+			return "the request carries both " + XFCCHeader + " and " + ClientCertHeader
+		case len(xfcc) > 0:
+			name = XFCCHeader
+			// Repeated headers are one list, as HTTP joins them.
+			e, err := lastXFCC(strings.Join(xfcc, ","))
+			if err != nil {
+				return err.Error()
+			}
+			req.Certificate, req.DestinationPrincipal = authz.Certificate(e.cert), e.by
+			// Envoy's source.principal: the URI SAN, else the DNS SAN.
+			if req.Principal = e.uri; req.Principal == "" {
+				req.Principal = e.dns
+			}
+			if e.hash != "" && e.cert != "" {
+				sum, err := req.Certificate.SHA256()
+				if err != nil {
+					return XFCCHeader + " carries a Cert that is not a certificate: " + err.Error()
+				}
+				if want, err := hex.DecodeString(e.hash); err != nil || !bytes.Equal(want, sum[:]) {
+					return XFCCHeader + " carries a Hash that is not its Cert's"
+				}
+			}
+		case len(cc) > 0:
+			name = ClientCertHeader
+			der, bad := clientCert(cc)
+			if bad != "" {
+				return bad
+			}
+			req.Certificate = authz.CertificateFromDER(der)
+		}
+	case nginx:
+		if vs := r.Header.Values(NginxCertHeader); len(vs) > 0 {
+			if len(vs) > 1 {
+				return "the request carries " + NginxCertHeader + " more than once"
+			}
+			name, req.Certificate = NginxCertHeader, authz.Certificate(vs[0])
+		}
+	}
+	// Refused now, not when a decision would need it: a proxy that
+	// forwards something else is set up wrong.
+	if req.Certificate != "" {
+		if _, err := req.Certificate.SHA256(); err != nil {
+			return name + " is not a certificate: " + err.Error()
+		}
+	}
+	return ""
+}
+
+// clientCert reads the DER certificate of RFC 9440's Client-Cert header,
+// a singleton byte sequence (RFC 8941 §3.3.5).
+func clientCert(vs []string) (der []byte, bad string) {
+	v := strings.Trim(vs[0], " \t")
+	if len(vs) > 1 || len(v) < 2 || v[0] != ':' || v[len(v)-1] != ':' {
+		return nil, "the request carries a " + ClientCertHeader + " that is not one :base64: byte sequence"
+	}
+	// RFC 8941 §4.2.7: a parser should not fail for missing padding.
+	der, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(v[1:len(v)-1], "="))
+	if err != nil || len(der) == 0 {
+		return nil, "the request carries a " + ClientCertHeader + " that is not base64"
+	}
+	return der, ""
 }
 
 // single returns the value of the header name, which must be there once

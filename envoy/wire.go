@@ -23,10 +23,17 @@ import (
 const (
 	checkRequestAttributes = 1 // CheckRequest.attributes
 
-	attributesSource  = 1 // AttributeContext.source
-	attributesRequest = 4 // AttributeContext.request
+	attributesSource            = 1  // AttributeContext.source
+	attributesDestination       = 2  // AttributeContext.destination
+	attributesRequest           = 4  // AttributeContext.request
+	attributesContextExtensions = 10 // AttributeContext.context_extensions, map<string, string>
+	attributesTLSSession        = 12 // AttributeContext.tls_session
 
-	peerAddress = 1 // AttributeContext.Peer.address
+	peerAddress     = 1 // AttributeContext.Peer.address
+	peerPrincipal   = 4 // AttributeContext.Peer.principal
+	peerCertificate = 5 // AttributeContext.Peer.certificate
+
+	tlsSNI = 1 // AttributeContext.TLSSession.sni
 
 	addressSocket   = 1 // Address.socket_address, in oneof address
 	addressPipe     = 2 // Address.pipe
@@ -42,6 +49,7 @@ const (
 	httpHeaders   = 3  // HttpRequest.headers, map<string, string>
 	httpPath      = 4  // HttpRequest.path
 	httpHost      = 5  // HttpRequest.host
+	httpScheme    = 6  // HttpRequest.scheme
 	httpHeaderMap = 13 // HttpRequest.header_map
 
 	mapKey   = 1 // a map entry's key
@@ -121,7 +129,7 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // headers are the request headers a decision reads.
 type headers struct {
-	authorization, requestID, authority, method, path header
+	authorization, requestID, authority, method, path, scheme header
 }
 
 // header is one request header as read so far.
@@ -158,6 +166,8 @@ func (h *headers) set(name, v string, join bool) {
 		p = &h.method
 	case ":path":
 		p = &h.path
+	case ":scheme":
+		p = &h.scheme
 	default:
 		return
 	}
@@ -195,7 +205,7 @@ func lower(name string) string {
 // as protobuf's merging of repeated occurrences would leave it: the last
 // scalar wins, map entries accumulate, a oneof keeps its last member.
 type checkReader struct {
-	method, host, path string
+	method, host, path, scheme string
 	// fromMap holds the headers of the headers map, fromList those of
 	// header_map, which Envoy sends instead when encode_raw_headers is set.
 	fromMap, fromList headers
@@ -205,6 +215,11 @@ type checkReader struct {
 	peerAddr          string
 	peerPort          uint64
 	peerIsSocket      bool
+	// The facts of the peer's TLS connection and the route's context.
+	principal, destinationPrincipal, sni string
+	certificate                          authz.Certificate
+	context                              authz.Context
+	contextNotUTF8                       bool
 }
 
 // decodeCheck reads the request a decision sees from msg, the wire
@@ -220,7 +235,10 @@ func decodeCheck(msg []byte) (r authz.Request, bad string) {
 	if !c.mapEntries && c.headerMap {
 		h = &c.fromList
 	}
-	r = authz.Request{Method: c.method, Host: c.host, Path: c.path, Authorization: h.authorization.get(), RequestID: h.requestID.get()}
+	r = authz.Request{Method: c.method, Host: c.host, Path: c.path, Scheme: c.scheme,
+		Authorization: h.authorization.get(), RequestID: h.requestID.get(),
+		Principal: c.principal, Certificate: c.certificate, DestinationPrincipal: c.destinationPrincipal, SNI: c.sni,
+		Context: c.context}
 	if c.peerIsSocket {
 		// JoinHostPort brackets an IPv6 address, which "addr:port" would
 		// leave ambiguous.
@@ -238,6 +256,11 @@ func decodeCheck(msg []byte) (r authz.Request, bad string) {
 	if r.Path == "" {
 		r.Path = h.path.get()
 	}
+	// Envoy sets both from the same value. As with the method, host and
+	// path, the attribute wins and the pseudo-header stands in for it.
+	if r.Scheme == "" {
+		r.Scheme = h.scheme.get()
+	}
 	// Protobuf strings are UTF-8, which proto.Unmarshal enforces by
 	// failing the whole call: a failed call is what failure_mode_allow
 	// lets through, so scopegate denies instead. The authorization
@@ -245,6 +268,15 @@ func decodeCheck(msg []byte) (r authz.Request, bad string) {
 	// check.
 	if !utf8.ValidString(r.Method) || !utf8.ValidString(r.Host) || !utf8.ValidString(r.Path) {
 		return r, "the check request carries a method, host or path that is not UTF-8"
+	}
+	// So are the facts a decision matches, but for the certificate, which
+	// is decoded, and refused if it is not URL-encoded PEM, when a
+	// decision needs it.
+	if !utf8.ValidString(r.Scheme) || !utf8.ValidString(r.Principal) || !utf8.ValidString(r.DestinationPrincipal) || !utf8.ValidString(r.SNI) {
+		return r, "the check request carries a scheme, principal or SNI that is not UTF-8"
+	}
+	if c.contextNotUTF8 {
+		return r, "the check request carries context extensions that are not UTF-8"
 	}
 	return r, ""
 }
@@ -262,18 +294,66 @@ func (c *checkReader) attributes(f field) bool {
 	}
 	switch f.num {
 	case attributesSource:
-		return fields(f.b, c.peer)
+		return fields(f.b, c.source)
+	case attributesDestination:
+		return fields(f.b, c.destination)
 	case attributesRequest:
 		return fields(f.b, c.request)
+	case attributesContextExtensions:
+		k, v, ok := mapEntry(f.b)
+		c.context.Set(k, v)
+		c.contextNotUTF8 = c.contextNotUTF8 || !utf8.ValidString(k) || !utf8.ValidString(v)
+		return ok
+	case attributesTLSSession:
+		return fields(f.b, c.tlsSession)
 	}
 	return true
 }
 
-func (c *checkReader) peer(f field) bool {
-	if f.num == peerAddress && f.typ == protowire.BytesType {
+func (c *checkReader) source(f field) bool {
+	if f.typ != protowire.BytesType {
+		return true
+	}
+	switch f.num {
+	case peerAddress:
 		return fields(f.b, c.address)
+	case peerPrincipal:
+		c.principal = str(f.b)
+	case peerCertificate:
+		c.certificate = authz.Certificate(str(f.b))
 	}
 	return true
+}
+
+func (c *checkReader) destination(f field) bool {
+	if f.num == peerPrincipal && f.typ == protowire.BytesType {
+		c.destinationPrincipal = str(f.b)
+	}
+	return true
+}
+
+func (c *checkReader) tlsSession(f field) bool {
+	if f.num == tlsSNI && f.typ == protowire.BytesType {
+		c.sni = str(f.b)
+	}
+	return true
+}
+
+// mapEntry reads the entry m of a map<string, string>: a missing key or
+// value is "", as protobuf reads it.
+func mapEntry(m []byte) (k, v string, ok bool) {
+	ok = fields(m, func(f field) bool {
+		if f.typ == protowire.BytesType {
+			switch f.num {
+			case mapKey:
+				k = str(f.b)
+			case mapValue:
+				v = str(f.b)
+			}
+		}
+		return true
+	})
+	return k, v, ok
 }
 
 func (c *checkReader) address(f field) bool {
@@ -323,20 +403,11 @@ func (c *checkReader) httpRequest(f field) bool {
 		c.path = str(f.b)
 	case httpHost:
 		c.host = str(f.b)
+	case httpScheme:
+		c.scheme = str(f.b)
 	case httpHeaders:
 		c.mapEntries = true
-		var k, v string
-		ok := fields(f.b, func(f field) bool {
-			if f.typ == protowire.BytesType {
-				switch f.num {
-				case mapKey:
-					k = str(f.b)
-				case mapValue:
-					v = str(f.b)
-				}
-			}
-			return true
-		})
+		k, v, ok := mapEntry(f.b)
 		// Map keys are unique: a repeated key replaces the entry.
 		c.fromMap.set(k, v, false)
 		return ok

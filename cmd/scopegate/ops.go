@@ -205,7 +205,7 @@ func (o *ops) startHTTP(l config.Listen, a *authz.Authorizer, logger *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("listen.http: %w", err)
 	}
-	h := &envoy.HTTPServer{Authorizer: a, Observe: o.observe, Logger: logger, Timeout: l.HTTPCheckTimeout}
+	h := &envoy.HTTPServer{Authorizer: a, Observe: o.observe, Logger: logger, Timeout: l.HTTPCheckTimeout, TrustedProxies: l.TrustedProxyPrefixes()}
 	srv := httpTimeouts(h.Timeout).server(h, logger)
 	srv.Addr = lis.Addr().String()
 	logger.Info("serving ext_authz over HTTP", "http", srv.Addr, "tls", o.tls != nil)

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,7 +67,17 @@ type Listen struct {
 	// proxies send no deadline; keep it below the proxies' own timeouts.
 	// Zero means envoy.DefaultHTTPCheckTimeout, 200ms.
 	HTTPCheckTimeout time.Duration `yaml:"http_check_timeout"`
+	// TrustedProxies lists the addresses, CIDRs or single IPs, of the
+	// proxies whose certificate headers the HTTP listener believes
+	// (x-forwarded-client-cert, Client-Cert, Ssl-Client-Cert): those of
+	// any other peer are ignored, since a caller can send them.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	trusted []netip.Prefix // TrustedProxies, parsed by validate
 }
+
+// TrustedProxyPrefixes returns the trusted proxies' addresses.
+func (l *Listen) TrustedProxyPrefixes() []netip.Prefix { return l.trusted }
 
 // Audit configures the audit log: one JSON line per decision.
 type Audit struct {
@@ -250,6 +261,18 @@ func (c *Config) validate() yamlfile.Errors {
 	case c.Listen.HTTPCheckTimeout > 0 && c.Listen.HTTP == "":
 		errs = append(errs, f.Errorf("$.listen.http_check_timeout", "needs listen.http"))
 	}
+	if len(c.Listen.TrustedProxies) > 0 && c.Listen.HTTP == "" {
+		errs = append(errs, f.Errorf("$.listen.trusted_proxies", "needs listen.http"))
+	}
+	c.Listen.trusted = nil
+	for i, p := range c.Listen.TrustedProxies {
+		prefix, err := parseProxy(p)
+		if err != nil {
+			errs = append(errs, f.Errorf("$.listen.trusted_proxies["+strconv.Itoa(i)+"]", "%v", err))
+			continue
+		}
+		c.Listen.trusted = append(c.Listen.trusted, prefix)
+	}
 	if len(c.Issuers) == 0 && c.Introspection == nil {
 		errs = append(errs, f.Errorf("$.issuers", "at least one issuer, or introspection, is required"))
 	}
@@ -339,6 +362,25 @@ func (c *Config) validate() yamlfile.Errors {
 		errs = append(errs, f.Errorf("$.jwks.refetch_cooldown", "must not be negative"))
 	}
 	return errs
+}
+
+// parseProxy reads a trusted proxy's address: a CIDR, or one IP.
+func parseProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		if p != p.Masked() {
+			return netip.Prefix{}, fmt.Errorf("%q has host bits set: did you mean %s?", s, p.Masked())
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 // relative returns file as a path from the config file's folder, unless it

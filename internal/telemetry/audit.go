@@ -15,7 +15,7 @@ import (
 )
 
 // maxField bounds every value of an audit line that the request supplies
-// (method, host, path, request id, source address), so that a line stays
+// (method, host, path, request id, source address, principal), so that a line stays
 // small whatever a caller sends: it counts the bytes written, escapes
 // included, since a NUL is six bytes once escaped.
 const maxField = 1024
@@ -156,9 +156,9 @@ func appendLine(b []byte, now time.Time, r *authz.Request, d *authz.Decision, to
 	if c := d.Claims; c != nil {
 		client, subject, issuer, granted = c.ClientID, c.Subject, c.Issuer, c.Scopes
 	}
-	var method, host, requestID, peer, bearer string
+	var method, host, requestID, peer, principal, bearer string
 	if r != nil {
-		method, host, peer = r.Method, r.Host, r.Peer
+		method, host, peer, principal = r.Method, r.Host, r.Peer, r.Principal
 		requestID, bearer = r.RequestID, authz.BearerToken(r.Authorization)
 	}
 	b = append(b, `{"time":"`...)
@@ -181,6 +181,7 @@ func appendLine(b []byte, now time.Time, r *authz.Request, d *authz.Decision, to
 	b = appendField(append(b, `,"path":`...), d.Path, bearer, maxField)
 	b = appendField(append(b, `,"request_id":`...), requestID, bearer, maxField)
 	b = appendField(append(b, `,"source":`...), peer, bearer, maxField)
+	b = appendField(append(b, `,"principal":`...), principal, bearer, maxField)
 	b = append(b, `,"token_sha256":"`...)
 	b = appendTokenID(b, bearer)
 	b = append(b, `","latency_ms":`...)

@@ -43,9 +43,9 @@ func slogLine(now time.Time, r *authz.Request, d *authz.Decision, took time.Dura
 	if c := d.Claims; c != nil {
 		client, subject, issuer, granted = c.ClientID, c.Subject, c.Issuer, c.Scopes
 	}
-	var method, host, requestID, peer, token string
+	var method, host, requestID, peer, principal, token string
 	if r != nil {
-		method, host, peer = r.Method, r.Host, r.Peer
+		method, host, peer, principal = r.Method, r.Host, r.Peer, r.Principal
 		requestID = r.RequestID
 		token = slogTokenID(r.Authorization)
 	}
@@ -67,6 +67,7 @@ func slogLine(now time.Time, r *authz.Request, d *authz.Decision, took time.Dura
 		slog.String("path", clip(d.Path)),
 		slog.String("request_id", clip(requestID)),
 		slog.String("source", clip(peer)),
+		slog.String("principal", clip(principal)),
 		slog.String("token_sha256", token),
 		slog.Float64("latency_ms", float64(took.Microseconds())/1000),
 	)
@@ -162,6 +163,7 @@ func TestAuditLineIsSlogs(t *testing.T) {
 			r.Host = strings.Repeat("h", 5000)
 			r.Method = strings.Repeat("M", 1025)
 			r.Peer = strings.Repeat("p", 1024)
+			r.Principal = "spiffe://" + strings.Repeat("é", 600)
 			// é is 2 bytes: clipping at 1,024 bytes cuts the 513th in half.
 			r.RequestID = "x" + strings.Repeat("é", 600)
 			return r
@@ -177,12 +179,13 @@ func TestAuditLineIsSlogs(t *testing.T) {
 			r := request()
 			r.Host = "h." + token + ":443"
 			r.RequestID = strings.Repeat("é", 510) + token
+			r.Principal = "spiffe://td/" + token
 			return r
 		}(), &authz.Decision{Status: 400, Reason: authz.ReasonBadPath, Description: "bad " + token, Path: "/callback/" + token + "/x"}, 0},
 		{"long description and scopes written whole", request(), &authz.Decision{Status: 403, Description: strings.Repeat("d", 3000), Required: []string{strings.Repeat("s", 3000)}}, 0},
 	}
 	for _, s := range []string{"<script>&amp;</script>", "\"quoted\" \\ back", "\n\r\t\b\f\x00\x1f\x7f", "\u2028\u2029", "\xff\xc3(\xed\xa0\x80", "é€😀"} {
-		r := &authz.Request{Method: s, Host: s, Path: s, Peer: s, RequestID: s, Authorization: "Bearer " + s}
+		r := &authz.Request{Method: s, Host: s, Path: s, Peer: s, RequestID: s, Principal: s, Authorization: "Bearer " + s}
 		d := &authz.Decision{
 			Status: 403, Reason: authz.Reason(s), Description: s, Route: s, Path: s, PolicyVersion: s, Required: []string{s},
 			Claims: &authz.Claims{Issuer: s, Subject: s, ClientID: s, Scopes: []string{s, "ok"}},
@@ -292,7 +295,7 @@ func FuzzAuditLine(f *testing.F) {
 	f.Add("x", int64(math.MinInt64))
 	f.Add("x", int64(math.MaxInt64))
 	f.Fuzz(func(t *testing.T, s string, took int64) {
-		r := &authz.Request{Method: s, Host: s, Path: s, Peer: s, RequestID: s, Authorization: "Bearer " + s}
+		r := &authz.Request{Method: s, Host: s, Path: s, Peer: s, RequestID: s, Principal: s, Authorization: "Bearer " + s}
 		d := &authz.Decision{
 			Status: len(s), Reason: authz.Reason(s), Description: s, Route: s, Path: s, PolicyVersion: s, Required: []string{s},
 			Claims: &authz.Claims{Issuer: s, Subject: s, ClientID: s, Scopes: []string{s, s}},

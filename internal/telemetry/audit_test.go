@@ -34,7 +34,8 @@ const token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiaWxsaW5nLXN2YyJ9.c2lnbmF0dXJl"
 func request() *authz.Request {
 	return &authz.Request{
 		Method: "POST", Host: "api.example.com", Path: "/orders?x=1", Peer: "10.0.0.7:50123",
-		Authorization: "Bearer " + token, RequestID: "req-42",
+		Authorization: "Bearer " + token, RequestID: "req-42", Principal: "spiffe://cluster.local/ns/billing/sa/api",
+		Certificate: authz.Certificate("-----BEGIN%20CERTIFICATE-----%0AMIIBcertificatebytes%0A-----END%20CERTIFICATE-----%0A"),
 	}
 }
 
@@ -52,6 +53,9 @@ func TestAuditLineHasTheDecisionAndNeverTheToken(t *testing.T) {
 	if strings.Contains(b.String(), token) || strings.Contains(b.String(), "c2lnbmF0dXJl") {
 		t.Fatalf("the audit line holds the token: %s", b.String())
 	}
+	if strings.Contains(b.String(), "certificatebytes") {
+		t.Fatalf("the audit line holds the peer certificate: %s", b.String())
+	}
 	got := lines(t, &b)
 	if len(got) != 1 {
 		t.Fatalf("%d lines, want 1", len(got))
@@ -63,7 +67,7 @@ func TestAuditLineHasTheDecisionAndNeverTheToken(t *testing.T) {
 		"client_id": "billing-svc", "subject": "billing-svc", "issuer": "https://idp.example.com",
 		"scopes": []any{"orders:read"}, "required_scopes": []any{"orders:write", "orders:admin"},
 		"method": "POST", "host": "api.example.com", "path": "/orders", "request_id": "req-42",
-		"source": "10.0.0.7:50123", "token_sha256": hex.EncodeToString(sum[:8]), "latency_ms": 1.5,
+		"source": "10.0.0.7:50123", "principal": "spiffe://cluster.local/ns/billing/sa/api", "token_sha256": hex.EncodeToString(sum[:8]), "latency_ms": 1.5,
 	}
 	line := got[0]
 	for k, v := range want {
