@@ -171,8 +171,8 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 // Decide decides r as Check does for a request whose bearer token verified
 // to claims, or that carries no token when claims is nil. It runs the code
 // Check runs once the token is verified, on the same policy, and needs no
-// Verifier: `scopegate policy test` decides its test cases with it. A
-// request without a host, which Check refuses, is matched against the
+// Verifier: `scopegate policy test` decides its test cases with it. The
+// claims' Confirmation is taken as confirmed. A request without a host, which Check refuses, is matched against the
 // routes without hosts: a test case may leave the host out.
 func (a *Authorizer) Decide(r *Request, claims *Claims) Decision {
 	p := a.policy.Load()
