@@ -114,6 +114,9 @@ type Claims struct {
 	// Extra holds the string claims named in the claim → header map, so
 	// that they can be forwarded upstream.
 	Extra map[string]string
+	// Confirmation is what the token is bound to (its cnf claim); the
+	// zero value for a bearer token.
+	Confirmation Confirmation
 }
 
 // Verifier checks a raw bearer token and returns the claims it carries.
@@ -130,34 +133,43 @@ type Reason string
 
 // The reasons a decision can carry.
 const (
-	ReasonAllowed            Reason = "allowed"
-	ReasonPublic             Reason = "public"
-	ReasonTokenMissing       Reason = "token_missing"
-	ReasonTokenMalformed     Reason = "token_malformed"
-	ReasonTokenTooLarge      Reason = "token_too_large"
-	ReasonTokenExpired       Reason = "token_expired"
-	ReasonTokenNotYetValid   Reason = "token_not_yet_valid"
-	ReasonTokenLifetime      Reason = "token_lifetime_too_long"
-	ReasonTokenInvalid       Reason = "token_invalid"
-	ReasonTokenType          Reason = "token_type"
-	ReasonBadSignature       Reason = "bad_signature"
-	ReasonAlgorithm          Reason = "algorithm_not_allowed"
-	ReasonUnknownKey         Reason = "unknown_key"
-	ReasonUnknownIssuer      Reason = "unknown_issuer"
-	ReasonBadAudience        Reason = "bad_audience"
-	ReasonIssuerUnavailable  Reason = "issuer_unavailable"
-	ReasonInactive           Reason = "token_inactive"
-	ReasonIntrospection      Reason = "introspection_failed"
-	ReasonIntrospectionDown  Reason = "introspection_unavailable"
-	ReasonInsufficientScope  Reason = "insufficient_scope"
-	ReasonClientNotAllowed   Reason = "client_not_allowed"
-	ReasonIssuerNotAllowed   Reason = "issuer_not_allowed"
-	ReasonAudienceNotAllowed Reason = "audience_not_allowed"
-	ReasonRouteDenied        Reason = "route_denied"
-	ReasonNoRoute            Reason = "no_route"
-	ReasonBadPath            Reason = "bad_path"
-	ReasonBadRequest         Reason = "bad_request"
-	ReasonInternal           Reason = "internal_error"
+	ReasonAllowed          Reason = "allowed"
+	ReasonPublic           Reason = "public"
+	ReasonTokenMissing     Reason = "token_missing"
+	ReasonTokenMalformed   Reason = "token_malformed"
+	ReasonTokenTooLarge    Reason = "token_too_large"
+	ReasonTokenExpired     Reason = "token_expired"
+	ReasonTokenNotYetValid Reason = "token_not_yet_valid"
+	ReasonTokenLifetime    Reason = "token_lifetime_too_long"
+	ReasonTokenInvalid     Reason = "token_invalid"
+	ReasonTokenType        Reason = "token_type"
+	ReasonBadSignature     Reason = "bad_signature"
+	ReasonAlgorithm        Reason = "algorithm_not_allowed"
+	ReasonUnknownKey       Reason = "unknown_key"
+	ReasonUnknownIssuer    Reason = "unknown_issuer"
+	ReasonBadAudience      Reason = "bad_audience"
+	// The reasons of a sender-constrained token (RFC 8705, RFC 9449)
+	// whose binding is not confirmed, or of a plain bearer token where a
+	// binding is required.
+	ReasonCertificateMissing  Reason = "certificate_missing"
+	ReasonCertificateMismatch Reason = "certificate_mismatch"
+	ReasonDPoPRequired        Reason = "dpop_required"
+	ReasonDPoPKeyMismatch     Reason = "dpop_key_mismatch"
+	ReasonBindingUnsupported  Reason = "binding_unsupported"
+	ReasonBindingRequired     Reason = "binding_required"
+	ReasonIssuerUnavailable   Reason = "issuer_unavailable"
+	ReasonInactive            Reason = "token_inactive"
+	ReasonIntrospection       Reason = "introspection_failed"
+	ReasonIntrospectionDown   Reason = "introspection_unavailable"
+	ReasonInsufficientScope   Reason = "insufficient_scope"
+	ReasonClientNotAllowed    Reason = "client_not_allowed"
+	ReasonIssuerNotAllowed    Reason = "issuer_not_allowed"
+	ReasonAudienceNotAllowed  Reason = "audience_not_allowed"
+	ReasonRouteDenied         Reason = "route_denied"
+	ReasonNoRoute             Reason = "no_route"
+	ReasonBadPath             Reason = "bad_path"
+	ReasonBadRequest          Reason = "bad_request"
+	ReasonInternal            Reason = "internal_error"
 )
 
 // TokenError is a Verifier's refusal of a token.

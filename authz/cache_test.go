@@ -268,7 +268,7 @@ func TestRedisCacheTakesOnlyItsOwnRecords(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec := "\x02" + v[1:len(v)-sha256.Size]
+			rec := "\x01" + v[1:len(v)-sha256.Size] // the release before cnf
 			if err := client.Set(ctx, rawKey(key), authz.RecordMAC(secret, []byte(rec), rawKey(key), rec), time.Minute).Err(); err != nil {
 				t.Fatal(err)
 			}

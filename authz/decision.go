@@ -162,7 +162,7 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 		if reason != "" {
 			d = d.badBearer(reason, desc)
 		} else {
-			d = a.verify(ctx, d, route, token, r.Peer)
+			d = a.verify(ctx, d, route, r, token, nil)
 		}
 	}
 	return d.dryRun(p, route)
@@ -171,8 +171,8 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 // Decide decides r as Check does for a request whose bearer token verified
 // to claims, or that carries no token when claims is nil. It runs the code
 // Check runs once the token is verified, on the same policy, and needs no
-// Verifier: `scopegate policy test` decides its test cases with it. A
-// request without a host, which Check refuses, is matched against the
+// Verifier: `scopegate policy test` decides its test cases with it. The
+// claims' Confirmation is taken as confirmed. A request without a host, which Check refuses, is matched against the
 // routes without hosts: a test case may leave the host out.
 func (a *Authorizer) Decide(r *Request, claims *Claims) Decision {
 	p := a.policy.Load()
@@ -229,9 +229,12 @@ func match(p *policy.Policy, r *Request, needHost bool) (d Decision, route *poli
 	return d, route, false
 }
 
-// verify verifies token, presented by peer, and decides with its claims.
-func (a *Authorizer) verify(ctx context.Context, d Decision, route *policy.Route, token, peer string) Decision {
-	claims, err := verifyFrom(ctx, a.verifier, token, peer)
+// verify verifies token, the token of r, confirms its binding and decides
+// with its claims. proofKey is the RFC 7638 thumbprint of the key of r's
+// verified DPoP proof, or nil for a token sent as Bearer: a token bound to
+// a DPoP key is then refused.
+func (a *Authorizer) verify(ctx context.Context, d Decision, route *policy.Route, r *Request, token string, proofKey *[32]byte) Decision {
+	claims, err := verifyFrom(ctx, a.verifier, token, r.Peer)
 	if err != nil {
 		te := tokenError(err)
 		switch {
@@ -247,6 +250,11 @@ func (a *Authorizer) verify(ctx context.Context, d Decision, route *policy.Route
 	}
 	if !headerSafe(claims) {
 		return d.deny(http.StatusUnauthorized, ReasonTokenInvalid, "invalid_token", "the token's identity claims hold characters that cannot go into a header")
+	}
+	// RFC 8705 section 3 and RFC 9449 section 7.2: a bound token is
+	// accepted only with its binding confirmed, never as a bearer token.
+	if te := claims.Confirmation.confirm(r.Certificate, proofKey); te != nil {
+		return d.deny(http.StatusUnauthorized, te.Reason, "invalid_token", te.Description)
 	}
 	return authorize(d, route, claims)
 }
@@ -282,11 +290,16 @@ func visible(s string) bool {
 }
 
 // authorize checks the requirements of route, nil for a request no route
-// matches under default: authenticated, against a verified token's claims.
+// matches under default: authenticated, against a verified token's claims,
+// whose binding is confirmed.
 func authorize(d Decision, route *policy.Route, claims *Claims) Decision {
 	d.Claims = claims
 	if route != nil {
 		req := &route.Require
+		if !claims.Confirmation.meets(req.Binding) {
+			return d.deny(http.StatusUnauthorized, ReasonBindingRequired, "invalid_token",
+				"this route accepts only tokens bound to "+bindingWords(req.Binding))
+		}
 		// A client id or an audience means something only together with
 		// the issuer that vouches for it: the issuer is checked first.
 		if !req.IssuerAllowed(claims.Issuer) {

@@ -174,7 +174,9 @@ func TestDenyBodyIsSmallJSONWithoutTheToken(t *testing.T) {
 
 // BenchmarkCheck measures a whole decision in process: path normalization,
 // route match, token verification and requirements, with the verified-token
-// cache warm (cached) and off (uncached, one RS256 verification a check).
+// cache warm (cached) and off (uncached, one RS256 verification a check),
+// and for a token bound to the request's client certificate, whose hash
+// is cached (cached_certificate_bound).
 func BenchmarkCheck(b *testing.B) {
 	idp := testutil.NewIdP(b)
 	p := mustPolicy(b, `version: 1
@@ -183,13 +185,20 @@ routes:
     match: { methods: [GET], path: "/orders/{id}" }
     require: { scopes: { all_of: [orders:read] } }
 `)
+	certPEM, _ := testutil.NewCA(b, "mesh").Issue(b, "billing")
+	bound := testutil.Confirmation(map[string]any{"x5t#S256": testutil.CertificateThumbprint(b, certPEM)})
 	for _, bc := range []struct {
 		name  string
 		cache int
-	}{{"cached", 0}, {"uncached", -1}} {
+		bound bool // the token is bound to the request's client certificate
+	}{{"cached", 0, false}, {"uncached", -1, false}, {"cached_certificate_bound", 0, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			a := authz.New(p, jwtVerifier(b, idp, authz.JWTOptions{CacheSize: bc.cache}), authz.Options{})
 			r := request("GET", "/orders/42", idp.Token(b, testutil.Scopes("orders:read")))
+			if bc.bound {
+				r = request("GET", "/orders/42", idp.Token(b, testutil.Scopes("orders:read"), bound))
+				r.Certificate = authz.CertificateFromPEM(certPEM)
+			}
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {

@@ -17,6 +17,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/scopegate/scopegate/policy"
 )
 
 // IntrospectorOptions tunes an Introspector beyond its configuration. The
@@ -55,6 +57,8 @@ type Introspector struct {
 	aud        []string
 	issuers    []string
 	clientIDs  []string // the members holding the client id, in order
+	// requireBinding is what every introspected token must be bound to.
+	requireBinding policy.Binding
 
 	maxTTL time.Duration // of an active answer
 	negTTL time.Duration // of an inactive answer
@@ -103,21 +107,22 @@ func NewIntrospector(cfg Introspection, opts IntrospectorOptions) (*Introspector
 	maxConcurrent := cmp.Or(cfg.MaxConcurrent, DefaultIntrospectionMaxConcurrent)
 	maxRate := cmp.Or(cfg.MaxRate, DefaultIntrospectionMaxRate)
 	in := &Introspector{
-		endpoint:   cfg.Endpoint,
-		clientID:   cfg.ClientID,
-		credential: secret,
-		post:       cfg.AuthMethod == ClientSecretPost,
-		timeout:    cmp.Or(cfg.Timeout, DefaultIntrospectionTimeout),
-		client:     newIntrospectionClient(opts.HTTPClient, maxConcurrent),
-		extra:      opts.ExtraClaims,
-		aud:        cfg.Audiences,
-		issuers:    cfg.Issuers,
-		clientIDs:  clientIDClaims(cfg.ClientIDClaims),
-		maxTTL:     DefaultMaxTTL,
-		negTTL:     DefaultNegativeTTL,
-		format:     newTokenFormat(cfg.TokenFormat),
-		jwtIssuers: opts.JWTIssuers,
-		slots:      make(chan struct{}, maxConcurrent),
+		endpoint:       cfg.Endpoint,
+		clientID:       cfg.ClientID,
+		credential:     secret,
+		post:           cfg.AuthMethod == ClientSecretPost,
+		timeout:        cmp.Or(cfg.Timeout, DefaultIntrospectionTimeout),
+		client:         newIntrospectionClient(opts.HTTPClient, maxConcurrent),
+		extra:          opts.ExtraClaims,
+		aud:            cfg.Audiences,
+		issuers:        cfg.Issuers,
+		clientIDs:      clientIDClaims(cfg.ClientIDClaims),
+		requireBinding: cfg.RequireBinding,
+		maxTTL:         DefaultMaxTTL,
+		negTTL:         DefaultNegativeTTL,
+		format:         newTokenFormat(cfg.TokenFormat),
+		jwtIssuers:     opts.JWTIssuers,
+		slots:          make(chan struct{}, maxConcurrent),
 		breaker: breaker{
 			threshold:  cmp.Or(cfg.Breaker.Failures, 5),
 			minBackoff: cmp.Or(cfg.Breaker.Backoff, time.Second),
@@ -293,6 +298,9 @@ func (in *Introspector) verdict(t CachedToken) (*Claims, error) {
 	}
 	if len(in.aud) > 0 && !slices.ContainsFunc(c.Audience, func(a string) bool { return slices.Contains(in.aud, a) }) {
 		return nil, &TokenError{Reason: ReasonBadAudience, Description: "the token is not meant for this audience"}
+	}
+	if err := c.Confirmation.requireBinding(in.requireBinding); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -32,6 +32,7 @@ func (in *Introspector) parse(body []byte, now time.Time) (CachedToken, error) {
 		exp, nbf, iat          float64
 		hasExp, hasNbf, hasIat bool
 		aud                    audience
+		cnf                    json.RawMessage
 		clientIDs              = make([]string, len(in.clientIDs))
 		errs                   []error
 	)
@@ -42,7 +43,7 @@ func (in *Introspector) parse(body []byte, now time.Time) (CachedToken, error) {
 	}{
 		{"iss", &c.Issuer, nil}, {"sub", &c.Subject, nil}, {"aud", &aud, nil}, {"scope", &scope, nil},
 		{"token_type", &tokenType, nil}, {"typ", &typ, nil}, {"token_use", &tokenUse, nil},
-		{"exp", &exp, &hasExp}, {"nbf", &nbf, &hasNbf}, {"iat", &iat, &hasIat},
+		{"exp", &exp, &hasExp}, {"nbf", &nbf, &hasNbf}, {"iat", &iat, &hasIat}, {"cnf", &cnf, nil},
 	} {
 		ok, err := member(m, f.name, f.v)
 		if err != nil {
@@ -91,6 +92,11 @@ func (in *Introspector) parse(body []byte, now time.Time) (CachedToken, error) {
 	if err := notYetValid(notBefore, c.IssuedAt, now, DefaultLeeway); err != nil {
 		return CachedToken{}, err
 	}
+	confirmation, err := parseConfirmationJSON(cnf)
+	if err != nil {
+		return CachedToken{}, err
+	}
+	c.Confirmation = confirmation
 	c.ClientID = cmp.Or(clientIDs...)
 	c.Audience = aud
 	scopes, err := parseScopes("scope", scope)

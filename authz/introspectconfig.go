@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"time"
+
+	"github.com/scopegate/scopegate/policy"
 )
 
 // Introspection configures RFC 7662 token introspection, which checks the
@@ -39,6 +41,10 @@ type Introspection struct {
 	// client id, the first one present deciding; empty means client_id,
 	// then azp. sub is a client id only when named.
 	ClientIDClaims []string `yaml:"client_id_claims"`
+	// RequireBinding refuses the introspected tokens that are not bound to
+	// what it names (mtls, dpop or any), as an issuer's require_binding
+	// does for its JWTs.
+	RequireBinding policy.Binding `yaml:"require_binding"`
 	// AuthMethod is how scopegate authenticates to the endpoint:
 	// "client_secret_basic" (the default) or "client_secret_post".
 	AuthMethod string `yaml:"auth_method"`
@@ -186,6 +192,9 @@ func (c *Introspection) Validate() []FieldError {
 		}
 	}
 	validateClientIDClaims(c.ClientIDClaims, add)
+	if err := c.RequireBinding.Check(); err != nil {
+		add("require_binding", "%v", err)
+	}
 	nonNegative("timeout", c.Timeout)
 	if c.MaxConcurrent < 0 {
 		add("max_concurrent", "must not be negative")

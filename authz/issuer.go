@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/scopegate/scopegate/policy"
 )
 
 // Defaults of the JWT verification settings.
@@ -74,6 +76,11 @@ type Issuer struct {
 	// could be replaced on the way. Redirects still never go to plain
 	// http.
 	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
+	// RequireBinding refuses the issuer's tokens that are not bound to
+	// what it names (mtls, dpop or any), as a route's require.binding
+	// does for a route, on every route: for an issuer that issues only
+	// sender-constrained tokens, so that a stolen one is of no use.
+	RequireBinding policy.Binding `yaml:"require_binding"`
 }
 
 // FieldError is a problem with one setting.
@@ -135,5 +142,8 @@ func (i *Issuer) Validate() []FieldError {
 		add("scope_claim", `%q is not "scope" or "scp"`, i.ScopeClaim)
 	}
 	validateClientIDClaims(i.ClientIDClaims, add)
+	if err := i.RequireBinding.Check(); err != nil {
+		add("require_binding", "%v", err)
+	}
 	return errs
 }

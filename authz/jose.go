@@ -88,7 +88,7 @@ func (r *memberReader) next() (name, value []byte, more bool) {
 
 // claimNames are the claims that verify reads, but for ExtraClaims and
 // the issuers' ClientIDClaims.
-var claimNames = []string{"iss", "exp", "nbf", "iat", "aud", "sub", "client_id", "azp", "scope", "scp", "typ", "token_use"}
+var claimNames = []string{"iss", "exp", "nbf", "iat", "aud", "sub", "client_id", "azp", "scope", "scp", "typ", "token_use", "cnf"}
 
 // tokenClaims are the claims of a token that verify reads. They decode as
 // jwt.Parser decodes a jwt.MapClaims, and fail to decode when it fails,

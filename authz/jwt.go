@@ -18,6 +18,8 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/scopegate/scopegate/policy"
 )
 
 // JWTOptions tunes a JWTVerifier. The zero value works.
@@ -78,8 +80,10 @@ type jwtIssuer struct {
 	typ         string // as mediaType returns it
 	scopeClaim  string
 	clientIDs   []string // the claims holding the client id, in order
-	keys        *keySet
-	keyfunc     keyfunc.Keyfunc
+	// requireBinding is what the issuer's tokens must be bound to.
+	requireBinding policy.Binding
+	keys           *keySet
+	keyfunc        keyfunc.Keyfunc
 }
 
 // NewJWTVerifier returns a verifier of the tokens of issuers. It fetches
@@ -145,16 +149,17 @@ func NewJWTVerifier(ctx context.Context, issuers []Issuer, opts JWTOptions) (*JW
 			return nil, fmt.Errorf("jwt verifier: issuer %q: %w", cfg.Issuer, err)
 		}
 		is := &jwtIssuer{
-			name:        cfg.Issuer,
-			algs:        cfg.Algorithms,
-			leeway:      DefaultLeeway,
-			maxLifetime: cfg.MaxLifetime,
-			audiences:   slices.Clone(cfg.Audiences),
-			typ:         mediaType(cfg.Type),
-			scopeClaim:  cfg.ScopeClaim,
-			clientIDs:   clientIDClaims(cfg.ClientIDClaims),
-			keys:        ks,
-			keyfunc:     kf,
+			name:           cfg.Issuer,
+			algs:           cfg.Algorithms,
+			leeway:         DefaultLeeway,
+			maxLifetime:    cfg.MaxLifetime,
+			audiences:      slices.Clone(cfg.Audiences),
+			typ:            mediaType(cfg.Type),
+			scopeClaim:     cfg.ScopeClaim,
+			clientIDs:      clientIDClaims(cfg.ClientIDClaims),
+			requireBinding: cfg.RequireBinding,
+			keys:           ks,
+			keyfunc:        kf,
 		}
 		if len(is.algs) == 0 {
 			is.algs = defaultJWTAlgorithms

@@ -59,7 +59,14 @@ func (is *jwtIssuer) claims(m jwt.MapClaims, now time.Time, extra []string, in *
 	if len(is.audiences) > 0 && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(is.audiences, a) }) {
 		return nil, &TokenError{Reason: ReasonBadAudience, Description: "the token is not meant for this audience"}
 	}
-	c := &Claims{Issuer: is.name, Expiry: exp, IssuedAt: iat}
+	cnf, err := parseConfirmation(m["cnf"])
+	if err != nil {
+		return nil, err
+	}
+	if err := cnf.requireBinding(is.requireBinding); err != nil {
+		return nil, err
+	}
+	c := &Claims{Issuer: is.name, Expiry: exp, IssuedAt: iat, Confirmation: cnf}
 	if len(aud) > 0 {
 		c.Audience = is.audience(aud, in)
 	}

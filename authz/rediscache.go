@@ -261,7 +261,7 @@ func (r *RedisCache) Set(ctx context.Context, key [32]byte, t CachedToken) error
 // cachedTokenVersion is the first byte of a cached token's record. A new
 // encoding takes a new version, so that instances of two releases sharing
 // one Redis during a rollout read each other's records as misses.
-const cachedTokenVersion = 1
+const cachedTokenVersion = 2
 
 // appendCachedToken appends the record of t to b:
 //
@@ -272,6 +272,9 @@ const cachedTokenVersion = 1
 //	aud, scopes                uvarint count, then as many strings
 //	exp, iat                   varint Unix seconds, 0 when absent
 //	extra                      uvarint count, then as many name, value strings
+//	cnf methods                byte, the ConfirmationMethods
+//	cnf x5t#S256               32 bytes, with ConfirmCertificate only
+//	cnf jkt                    32 bytes, with ConfirmDPoPKey only
 //
 // where a string is its uvarint length followed by its bytes.
 func appendCachedToken(b []byte, t CachedToken) []byte {
@@ -293,6 +296,14 @@ func appendCachedToken(b []byte, t CachedToken) []byte {
 	for k, v := range c.Extra {
 		b = appendString(b, k)
 		b = appendString(b, v)
+	}
+	cnf := &c.Confirmation
+	b = append(b, byte(cnf.Methods))
+	if cnf.Methods&ConfirmCertificate != 0 {
+		b = append(b, cnf.CertificateSHA256[:]...)
+	}
+	if cnf.Methods&ConfirmDPoPKey != 0 {
+		b = append(b, cnf.KeyThumbprint[:]...)
 	}
 	return b
 }
@@ -350,6 +361,17 @@ func parseCachedToken(s string) (CachedToken, error) {
 				c.Extra[k] = r.string()
 			}
 		}
+		cnf := &c.Confirmation
+		cnf.Methods = ConfirmationMethods(r.byte())
+		if cnf.Methods&^(ConfirmCertificate|ConfirmDPoPKey|ConfirmUnsupported) != 0 {
+			r.bad = true
+		}
+		if cnf.Methods&ConfirmCertificate != 0 {
+			r.sum(&cnf.CertificateSHA256)
+		}
+		if cnf.Methods&ConfirmDPoPKey != 0 {
+			r.sum(&cnf.KeyThumbprint)
+		}
 		t.Claims = c
 	}
 	if r.bad || r.s != "" {
@@ -373,6 +395,16 @@ func (r *record) byte() byte {
 	c := r.s[0]
 	r.s = r.s[1:]
 	return c
+}
+
+// sum reads the 32 bytes of a SHA-256 into dst.
+func (r *record) sum(dst *[32]byte) {
+	if len(r.s) < len(dst) {
+		r.bad = true
+		return
+	}
+	copy(dst[:], r.s)
+	r.s = r.s[len(dst):]
 }
 
 func (r *record) uvarint() uint64 {

@@ -28,6 +28,15 @@ func TestCachedTokenRecordRoundTrip(t *testing.T) {
 			Extra:    map[string]string{"tenant": "acme", "empty": ""},
 		}}},
 		{"long strings", CachedToken{Until: until, Claims: &Claims{Subject: strings.Repeat("s", 1000)}}},
+		{"bound to a certificate", CachedToken{Until: until, Claims: &Claims{Subject: "svc",
+			Confirmation: Confirmation{Methods: ConfirmCertificate, CertificateSHA256: sha256.Sum256([]byte("cert"))}}}},
+		{"bound to a DPoP key", CachedToken{Until: until, Claims: &Claims{Subject: "svc",
+			Confirmation: Confirmation{Methods: ConfirmDPoPKey, KeyThumbprint: sha256.Sum256([]byte("key"))}}}},
+		{"bound to both and more", CachedToken{Until: until, Claims: &Claims{Extra: map[string]string{"k": "v"},
+			Confirmation: Confirmation{Methods: ConfirmCertificate | ConfirmDPoPKey | ConfirmUnsupported,
+				CertificateSHA256: sha256.Sum256([]byte("cert")), KeyThumbprint: sha256.Sum256([]byte("key"))}}}},
+		{"bound by an unsupported method only", CachedToken{Until: until, Claims: &Claims{
+			Confirmation: Confirmation{Methods: ConfirmUnsupported}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,7 +58,11 @@ func TestCachedTokenRecordRoundTrip(t *testing.T) {
 func TestCachedTokenRecordRejectsCorruption(t *testing.T) {
 	rec := string(appendCachedToken(nil, CachedToken{Until: time.Now(), Claims: &Claims{
 		Issuer: "iss", Audience: []string{"a"}, Scopes: []string{"s"}, Extra: map[string]string{"k": "v"},
+		Confirmation: Confirmation{Methods: ConfirmCertificate | ConfirmDPoPKey,
+			CertificateSHA256: sha256.Sum256([]byte("cert")), KeyThumbprint: sha256.Sum256([]byte("key"))},
 	}}))
+	// The record of a bare active token, with its cnf methods last.
+	bare := string(appendCachedToken(nil, CachedToken{Until: time.Now(), Claims: &Claims{}}))
 	for i := range len(rec) {
 		if _, err := parseCachedToken(rec[:i]); err == nil {
 			t.Errorf("record cut to %d of %d bytes parsed", i, len(rec))
@@ -57,10 +70,13 @@ func TestCachedTokenRecordRejectsCorruption(t *testing.T) {
 	}
 	for _, bad := range []string{
 		"",
-		"\x02" + rec[1:],   // unknown version
+		"\x03" + rec[1:],   // unknown version
+		"\x01" + rec[1:],   // the version before cnf
 		rec + "x",          // trailing bytes
-		"\x01\x00\x01\xff", // string length past the end
-		"\x01\x00\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", // varint overflow
+		"\x02\x00\x01\xff", // string length past the end
+		"\x02\x00\x01\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", // varint overflow
+		bare[:len(bare)-1] + "\x08",                           // an unknown cnf method
+		bare[:len(bare)-1] + "\x01" + strings.Repeat("h", 31), // a SHA-256 cut short
 	} {
 		if _, err := parseCachedToken(bad); err == nil {
 			t.Errorf("parseCachedToken(%q) succeeded", bad)

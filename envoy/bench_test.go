@@ -19,7 +19,8 @@ import (
 
 // BenchmarkServerCheck measures the adapter in process, without the
 // network: a CheckRequest's encoding → decision (verified-token cache
-// warm) → a CheckResponse's encoding, as the gRPC handler runs it.
+// warm) → a CheckResponse's encoding, as the gRPC handler runs it; with a
+// certificate-bound token, the certificate's hash is cached.
 func BenchmarkServerCheck(b *testing.B) {
 	idp := testutil.NewIdP(b)
 	pol, err := policy.Parse("policy.yaml", []byte(testPolicy))
@@ -27,14 +28,22 @@ func BenchmarkServerCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := &envoy.Server{Authorizer: authz.New(pol, jwtVerifierFor(b, idp), authz.Options{})}
+	certPEM, _ := testutil.NewCA(b, "mesh").Issue(b, "billing")
+	bound := testutil.Confirmation(map[string]any{"x5t#S256": testutil.CertificateThumbprint(b, certPEM)})
 	for _, bc := range []struct {
 		name  string
 		token string
+		cert  bool // the request carries the client certificate, as with include_peer_certificate
 	}{
-		{"allow", idp.Token(b, testutil.Scopes("orders:read"))},
-		{"deny", idp.Token(b, testutil.Scopes("orders:write"))},
+		{"allow", idp.Token(b, testutil.Scopes("orders:read")), false},
+		{"deny", idp.Token(b, testutil.Scopes("orders:write")), false},
+		{"allow_certificate_bound", idp.Token(b, testutil.Scopes("orders:read"), bound), true},
 	} {
-		msg, err := proto.Marshal(envoy.CheckRequest("GET", "api.example.com", "/orders/42", bearer(bc.token)))
+		req := envoy.CheckRequest("GET", "api.example.com", "/orders/42", bearer(bc.token))
+		if bc.cert {
+			req.Attributes.Source.Certificate = string(authz.CertificateFromPEM(certPEM))
+		}
+		msg, err := proto.Marshal(req)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -43,6 +43,7 @@ type requireFile struct {
 	Issuers   []string    `yaml:"issuers"`
 	Clients   []string    `yaml:"clients"`
 	Audiences []string    `yaml:"audiences"`
+	Binding   Binding     `yaml:"binding"`
 }
 
 type scopesFile struct {
@@ -250,6 +251,11 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 		r.Require.Issuers = c.list(at+".require.issuers", rq.Issuers, "allow any issuer", nil)
 		r.Require.Clients = c.list(at+".require.clients", rq.Clients, "allow any client", nil)
 		r.Require.Audiences = c.list(at+".require.audiences", rq.Audiences, "allow any audience", nil)
+		if err := rq.Binding.Check(); err != nil {
+			c.errorf(at+".require.binding", "%v", err)
+		} else {
+			r.Require.Binding = rq.Binding
+		}
 		if len(r.Require.AllOf)+len(r.Require.AnyOf) > 0 {
 			r.Require.required = r.Require.requiredScopes()
 		}

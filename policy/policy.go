@@ -79,6 +79,10 @@ type Requirement struct {
 	Issuers   []string
 	Clients   []string // client IDs allowed; empty allows any
 	Audiences []string // audiences of which the token must have one; empty allows any
+	// Binding is what the token must be bound to, its binding verified:
+	// the client's certificate, a DPoP key, or either. Empty accepts a
+	// plain bearer token.
+	Binding Binding
 
 	required []string // AllOf then AnyOf, computed once by Parse
 }

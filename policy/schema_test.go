@@ -117,6 +117,8 @@ func TestSchemaRejects(t *testing.T) {
 		{"issuer_without_scopes", "version: 1\nissuers:\n  - issuer: https://a\n"},
 		{"test_token_word", route + "tests:\n  - name: t\n    request: { method: GET, path: /x }\n    token: nobody\n    expect: deny\n"},
 		{"test_expect_without_decision_or_status", route + "tests:\n  - name: t\n    request: { method: GET, path: /x }\n    token: none\n    expect: { reason: no_route }\n"},
+		{"unknown_binding", route + "    require: { binding: x509 }\n"},
+		{"test_token_bound_to_any", route + "tests:\n  - name: t\n    request: { method: GET, path: /x }\n    token: { binding: any }\n    expect: deny\n"},
 		{"test_unknown_claim", route + "tests:\n  - name: t\n    request: { method: GET, path: /x }\n    token: { scope: [a] }\n    expect: deny\n"},
 	}
 	for _, tt := range tests {

@@ -32,6 +32,10 @@ type Token struct {
 	ClientID string
 	Audience []string
 	Scopes   []string
+	// Binding is what the token is bound to, its binding taken as
+	// confirmed: BindingMTLS, BindingDPoP, or BindingNone for a bearer
+	// token.
+	Binding Binding
 }
 
 // Outcome is what a decision tells Envoy.
@@ -109,6 +113,7 @@ type claimsFile struct {
 	ClientID string   `yaml:"client_id"`
 	Audience []string `yaml:"audience"`
 	Scopes   []string `yaml:"scopes"`
+	Binding  Binding  `yaml:"binding"`
 }
 
 // UnmarshalYAML decodes a word or a mapping. It uses the decoding function
@@ -189,6 +194,12 @@ func (c *checker) test(at string, tf *testFile) *Test {
 			ClientID: cl.ClientID,
 			Audience: c.list(at+".token.audience", cl.Audience, "have no audience", nil),
 			Scopes:   c.list(at+".token.scopes", cl.Scopes, "grant no scope", checkScope),
+		}
+		switch cl.Binding {
+		case BindingNone, BindingMTLS, BindingDPoP:
+			t.Token.Binding = cl.Binding
+		default:
+			c.errorf(at+".token.binding", "is %q; a token is bound to %q or %q", string(cl.Binding), BindingMTLS, BindingDPoP)
 		}
 	case tok.word != "none":
 		c.errorf(at+".token", "is %q; want none or the claims of a valid token", tok.word)

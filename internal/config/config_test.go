@@ -243,3 +243,25 @@ func TestLoadReadsWhatTheConfigNamesAsResolutionSays(t *testing.T) {
 		})
 	}
 }
+
+func TestParseValidatesRequireBinding(t *testing.T) {
+	_, err := Parse("config.yaml", []byte(`issuers:
+  - issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/jwks
+    require_binding: x509
+introspection:
+  endpoint: https://idp.example.com/introspect
+  client_id: scopegate
+  client_secret_env: SECRET
+  require_binding: mTLS
+policy: { file: p.yaml }
+`))
+	for _, want := range []string{
+		`config.yaml:4:22: issuers[0].require_binding: is "x509"; it must be "mtls", "dpop" or "any"`,
+		`config.yaml:9:20: introspection.require_binding: is "mTLS"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors do not contain %q:\n%v", want, err)
+		}
+	}
+}

@@ -146,7 +146,14 @@ func claims(t *policy.Token) *authz.Claims {
 	if t == nil {
 		return nil
 	}
-	return &authz.Claims{Issuer: t.Issuer, Subject: t.Subject, ClientID: t.ClientID, Audience: t.Audience, Scopes: t.Scopes}
+	c := &authz.Claims{Issuer: t.Issuer, Subject: t.Subject, ClientID: t.ClientID, Audience: t.Audience, Scopes: t.Scopes}
+	switch t.Binding {
+	case policy.BindingMTLS:
+		c.Confirmation.Methods = authz.ConfirmCertificate
+	case policy.BindingDPoP:
+		c.Confirmation.Methods = authz.ConfirmDPoPKey
+	}
+	return c
 }
 
 // plural returns "1 test" or "2 tests".

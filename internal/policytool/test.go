@@ -165,6 +165,7 @@ func describeRequest(t *policy.Test) string {
 	for _, c := range []struct{ name, value string }{
 		{"issuer", tok.Issuer}, {"subject", tok.Subject}, {"client_id", tok.ClientID},
 		{"audience", strings.Join(tok.Audience, " ")}, {"scopes", strings.Join(tok.Scopes, " ")},
+		{"binding", string(tok.Binding)},
 	} {
 		if c.value != "" {
 			claims = append(claims, fmt.Sprintf("%s %q", c.name, c.value))

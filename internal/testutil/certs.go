@@ -4,8 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -89,4 +91,16 @@ func serial(t testing.TB) *big.Int {
 		t.Fatalf("testutil: %v", err)
 	}
 	return n
+}
+
+// CertificateThumbprint returns the RFC 8705 x5t#S256 of the certificate
+// certPEM: the base64url of the SHA-256 of its DER encoding.
+func CertificateThumbprint(t testing.TB, certPEM []byte) string {
+	t.Helper()
+	b, _ := pem.Decode(certPEM)
+	if b == nil || b.Type != "CERTIFICATE" {
+		t.Fatalf("testutil: not a PEM certificate")
+	}
+	sum := sha256.Sum256(b.Bytes)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }

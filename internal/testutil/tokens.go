@@ -72,6 +72,14 @@ func Claim(name string, v any) TokenOption {
 	}
 }
 
+// Confirmation sets the RFC 7800 cnf claim to the members cnf, such as
+// {"x5t#S256": CertificateThumbprint(t, cert)} for a token bound to a
+// client certificate (RFC 8705) or {"jkt": thumbprint} for one bound to a
+// DPoP key (RFC 9449).
+func Confirmation(cnf map[string]any) TokenOption {
+	return Claim("cnf", cnf)
+}
+
 // Header sets the header parameter name to v, or removes it if v is nil.
 func Header(name string, v any) TokenOption {
 	return func(s *tokenSpec) { s.header(name, v) }
