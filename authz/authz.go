@@ -26,6 +26,10 @@ type Request struct {
 	// Authorization is the request's authorization header, repeated ones
 	// joined with "," as Envoy joins them, so that two cannot pass for one.
 	Authorization string
+	// DPoP is the request's DPoP header, the proof of possession of RFC
+	// 9449, repeated ones joined with "," as Envoy joins them, so that two
+	// proofs cannot pass for one.
+	DPoP string
 	// RequestID is the request's x-request-id header, for the audit trail.
 	RequestID string
 	Peer      string // the source address of the request, for the audit trail

@@ -156,7 +156,7 @@ func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // original returns the original request that r describes in p's
 // convention, or why it cannot be read.
 func original(p proxy, r *http.Request) (req *authz.Request, bad string) {
-	req = &authz.Request{Authorization: joined(r.Header, "Authorization"), RequestID: joined(r.Header, "X-Request-Id"), Peer: r.RemoteAddr}
+	req = &authz.Request{Authorization: joined(r.Header, "Authorization"), DPoP: joined(r.Header, "Dpop"), RequestID: joined(r.Header, "X-Request-Id"), Peer: r.RemoteAddr}
 	switch p {
 	case envoyHTTP:
 		req.Method, req.Host = r.Method, r.Host

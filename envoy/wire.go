@@ -129,7 +129,7 @@ func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // headers are the request headers a decision reads.
 type headers struct {
-	authorization, requestID, authority, method, path, scheme header
+	authorization, dpop, requestID, authority, method, path, scheme header
 }
 
 // header is one request header as read so far.
@@ -158,6 +158,8 @@ func (h *headers) set(name, v string, join bool) {
 	switch name {
 	case "authorization":
 		p = &h.authorization
+	case "dpop":
+		p = &h.dpop
 	case "x-request-id":
 		p = &h.requestID
 	case ":authority":
@@ -236,7 +238,7 @@ func decodeCheck(msg []byte) (r authz.Request, bad string) {
 		h = &c.fromList
 	}
 	r = authz.Request{Method: c.method, Host: c.host, Path: c.path, Scheme: c.scheme,
-		Authorization: h.authorization.get(), RequestID: h.requestID.get(),
+		Authorization: h.authorization.get(), DPoP: h.dpop.get(), RequestID: h.requestID.get(),
 		Principal: c.principal, Certificate: c.certificate, DestinationPrincipal: c.destinationPrincipal, SNI: c.sni,
 		Context: c.context}
 	if c.peerIsSocket {

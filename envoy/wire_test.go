@@ -65,7 +65,7 @@ func want(req *authv3.CheckRequest) (r authz.Request, ok bool) {
 		}
 	}
 	r.Method, r.Host, r.Path, r.Scheme = h.GetMethod(), h.GetHost(), h.GetPath(), h.GetScheme()
-	r.Authorization, r.RequestID = header["authorization"], header["x-request-id"]
+	r.Authorization, r.DPoP, r.RequestID = header["authorization"], header["dpop"], header["x-request-id"]
 	if r.Host == "" {
 		r.Host = header[":authority"]
 	}
@@ -158,6 +158,10 @@ func TestDecodeCheckReadsWhatProtoUnmarshalReads(t *testing.T) {
 			Headers: map[string]string{":method": "POST", ":authority": "h.example", ":path": "/p", "authorization": "Bearer t"}})}},
 		{"raw header list", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
 			HeaderMap: rawHeaders(":method", "GET", ":authority", "h", ":path", "/x", "authorization", "Bearer t", "x-request-id", "r")})}},
+		{"the DPoP proof from the map", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
+			Method: "GET", Headers: map[string]string{"authorization": "DPoP t", "dpop": "eyJ.a.b"}})}},
+		{"repeated DPoP proofs in the list are joined", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
+			Method: "GET", HeaderMap: rawHeaders("dpop", "eyJ.a.b", "DPoP", "eyJ.c.d")})}},
 		{"repeated authorization in the list is joined", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
 			Method: "GET", HeaderMap: rawHeaders("authorization", "Bearer a", "Authorization", "Bearer b")})}},
 		{"list names in any case", []proto.Message{httpRequest(&authv3.AttributeContext_HttpRequest{
@@ -309,6 +313,7 @@ func marshalAttributes(t *testing.T, content func([]byte) []byte) []byte {
 func FuzzDecodeCheck(f *testing.F) {
 	f.Add(marshal(f, CheckRequest("GET", "api.example.com", "/orders/1", map[string]string{"authorization": "Bearer t"})))
 	f.Add(marshal(f, httpRequest(&authv3.AttributeContext_HttpRequest{HeaderMap: rawHeaders("Authorization", "Bearer a", "authorization", "b")})))
+	f.Add(marshal(f, httpRequest(&authv3.AttributeContext_HttpRequest{HeaderMap: rawHeaders("authorization", "DPoP a", "dpop", "p1", "DPOP", "p2")})))
 	f.Add(marshal(f, httpRequest(&authv3.AttributeContext_HttpRequest{HeaderMap: rawHeaders("authorization", "", "AUTHORİZATİON", "b", "authorization", "c")})))
 	f.Add(marshal(f, peerAt(socket("10.0.0.1", 80)), peerAt(&corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: "/s"}}})))
 	f.Add(marshal(f, withTLS(&authv3.AttributeContext_Peer{Principal: "spiffe://td/a", Certificate: "%2D%2D"},
