@@ -33,9 +33,10 @@ type routeFile struct {
 }
 
 type matchFile struct {
-	Hosts   []string `yaml:"hosts"`
-	Methods []string `yaml:"methods"`
-	Path    string   `yaml:"path"`
+	Hosts   []string          `yaml:"hosts"`
+	Methods []string          `yaml:"methods"`
+	Path    string            `yaml:"path"`
+	Context map[string]string `yaml:"context"`
 }
 
 type requireFile struct {
@@ -43,6 +44,9 @@ type requireFile struct {
 	Issuers   []string    `yaml:"issuers"`
 	Clients   []string    `yaml:"clients"`
 	Audiences []string    `yaml:"audiences"`
+	// Principals and Token are read by checker.principals.
+	Principals []string `yaml:"principals"`
+	Token      *bool    `yaml:"token"`
 }
 
 type scopesFile struct {
@@ -223,6 +227,8 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 			return strings.ToUpper(s), nil
 		})
 		r.Hosts = c.list(at+".match.hosts", rf.Match.Hosts, "match any host", parseHost)
+		r.Context = c.matchContext(at+".match.context", rf.Match.Context)
+		r.contextPairs = pairsOf(r.Context)
 	}
 	e.ok = len(c.errs) == nerrs && !c.f.Failed(at+".match")
 
@@ -250,6 +256,7 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 		r.Require.Issuers = c.list(at+".require.issuers", rq.Issuers, "allow any issuer", nil)
 		r.Require.Clients = c.list(at+".require.clients", rq.Clients, "allow any client", nil)
 		r.Require.Audiences = c.list(at+".require.audiences", rq.Audiences, "allow any audience", nil)
+		c.principals(at+".require", rq, &r.Require)
 		if len(r.Require.AllOf)+len(r.Require.AnyOf) > 0 {
 			r.Require.required = r.Require.requiredScopes()
 		}

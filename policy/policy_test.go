@@ -355,13 +355,13 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		for _, path := range []string{"/", "/a", "/a/b/c/"} {
-			all := p.MatchAll("GET", "x.a.b", path)
+			all := p.MatchAll("GET", "x.a.b", path, nil)
 			for _, r := range all {
 				if !slices.Contains(p.Routes, r) {
 					t.Fatalf("MatchAll returned route %q that is not in the policy", r.Name)
 				}
 			}
-			got := p.Match("get", "X.A.B:80", path)
+			got := p.Match("get", "X.A.B:80", path, nil)
 			if len(all) == 0 && got != nil || len(all) > 0 && got != all[0] {
 				t.Fatalf("Match(%q) = %v, but MatchAll = %v", path, got, all)
 			}
@@ -379,7 +379,7 @@ func FuzzParse(f *testing.F) {
 				if !ok {
 					continue
 				}
-				all := p.MatchAll(ex.method, ex.host, ex.path)
+				all := p.MatchAll(ex.method, ex.host, ex.path, nil)
 				if !slices.Contains(all, a) || !slices.Contains(all, b) {
 					t.Fatalf("overlap(%q, %q) = %s, which MatchAll matches to %v", a.Name, b.Name, ex, names(all))
 				}
