@@ -7,11 +7,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"iter"
-	"slices"
-	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/scopegate/scopegate/policy"
 )
 
 // Request is an HTTP request as the decision sees it. Its strings may be
@@ -58,51 +57,9 @@ type Request struct {
 
 // Context is a request's route context: key-value pairs that the proxy's
 // route configuration attaches to the check, Envoy's context_extensions
-// (ExtAuthzPerRoute.check_settings.context_extensions), so that a policy
-// can match a route's tags. As in the protobuf map it comes from, a later
-// value of a key replaces an earlier one. The zero value is empty.
-//
-// Its pairs are kept as they come, without a map, so that a request
-// without context costs nothing and one with a few pairs one allocation.
-type Context struct {
-	pairs []contextPair
-}
-
-type contextPair struct{ key, value string }
-
-// Set sets key to value, replacing an earlier value of key.
-func (c *Context) Set(key, value string) {
-	// Appended, not replaced in place: a CheckRequest may repeat a key
-	// many times, which a search per Set would make quadratic. Get finds
-	// the last.
-	c.pairs = append(c.pairs, contextPair{key, value})
-}
-
-// Get returns the value of key, and whether the context has it.
-func (c Context) Get(key string) (string, bool) {
-	for i := len(c.pairs) - 1; i >= 0; i-- {
-		if c.pairs[i].key == key {
-			return c.pairs[i].value, true
-		}
-	}
-	return "", false
-}
-
-// All returns each key of the context once, with its value, in key order.
-func (c Context) All() iter.Seq2[string, string] {
-	return func(yield func(string, string) bool) {
-		sorted := slices.Clone(c.pairs)
-		slices.SortStableFunc(sorted, func(a, b contextPair) int { return strings.Compare(a.key, b.key) })
-		for i, p := range sorted {
-			if i+1 < len(sorted) && sorted[i+1].key == p.key {
-				continue // a later value replaces this one
-			}
-			if !yield(p.key, p.value) {
-				return
-			}
-		}
-	}
-}
+// (ExtAuthzPerRoute.check_settings.context_extensions). It is the
+// policy's type, which routes' match.context is matched against.
+type Context = policy.Context
 
 // Claims is what a verified token says about its bearer, whatever the kind
 // of token. Caches hold Claims, never decisions, so that every check
@@ -169,6 +126,7 @@ const (
 	ReasonClientNotAllowed    Reason = "client_not_allowed"
 	ReasonIssuerNotAllowed    Reason = "issuer_not_allowed"
 	ReasonAudienceNotAllowed  Reason = "audience_not_allowed"
+	ReasonPrincipalNotAllowed Reason = "principal_not_allowed"
 	ReasonRouteDenied         Reason = "route_denied"
 	ReasonNoRoute             Reason = "no_route"
 	ReasonBadPath             Reason = "bad_path"

@@ -39,7 +39,11 @@ type Decision struct {
 	Required []string
 	// Claims are the verified token's claims, or nil when no token was
 	// verified. They may be shared with a cache: treat them as read-only.
-	Claims        *Claims
+	Claims *Claims
+	// Principal is the mTLS peer's principal that the proxy verified
+	// (Request.Principal), "" for none; it goes upstream in the principal
+	// header of an allow.
+	Principal     string
 	PolicyVersion string
 }
 
@@ -52,6 +56,9 @@ type HeaderNames struct {
 	// Issuer carries the token's iss: a client id means something only
 	// together with the issuer that vouches for it.
 	Issuer string `yaml:"issuer"` // default x-scopegate-issuer
+	// Principal carries the mTLS peer's principal that the proxy verified,
+	// such as its SPIFFE ID; removed when the peer presented none.
+	Principal string `yaml:"principal"` // default x-scopegate-principal
 	// Claims maps a token claim to a header, e.g. tenant: x-tenant-id.
 	Claims map[string]string `yaml:"claims"`
 	// RemoveAuthorization strips the authorization header before the
@@ -95,26 +102,49 @@ func New(p *policy.Policy, v Verifier, opts Options) *Authorizer {
 }
 
 // identityHeader is one header that carries the caller's identity
-// upstream: its name, lower case, and the claims' value of it.
+// upstream: its name, lower case, and the decision's value of it, "" to
+// remove it.
 type identityHeader struct {
 	name  string
-	value func(*Claims) string
+	value func(*Decision) string
+}
+
+// claim returns the value of an identity header taken from a decision's
+// claims: "" for a decision without a verified token.
+func claim(f func(*Claims) string) func(*Decision) string {
+	return func(d *Decision) string {
+		if d.Claims == nil {
+			return ""
+		}
+		return f(d.Claims)
+	}
+}
+
+// principal is the value of the principal header. A principal that cannot
+// go into a header value, a certificate subject in UTF-8, is not sent.
+func principal(d *Decision) string {
+	if !visible(d.Principal) {
+		return ""
+	}
+	return d.Principal
 }
 
 // identity returns the identity headers that h names, the default names
-// in place of empty ones: the client id, subject, scopes and issuer
-// headers, then the claim headers in the order of their names. It is the
-// one list of what scopegate sets upstream; Names and Upstream read it.
+// in place of empty ones: the client id, subject, scopes, issuer and
+// principal headers, then the claim headers in the order of their names.
+// It is the one list of what scopegate sets upstream; Names and Upstream
+// read it.
 func (h HeaderNames) identity() []identityHeader {
 	ids := []identityHeader{
-		{headerOr(h.ClientID, "x-scopegate-client-id"), func(c *Claims) string { return c.ClientID }},
-		{headerOr(h.Subject, "x-scopegate-subject"), func(c *Claims) string { return c.Subject }},
-		{headerOr(h.Scopes, "x-scopegate-scopes"), func(c *Claims) string { return strings.Join(c.Scopes, " ") }},
-		{headerOr(h.Issuer, "x-scopegate-issuer"), func(c *Claims) string { return c.Issuer }},
+		{headerOr(h.ClientID, "x-scopegate-client-id"), claim(func(c *Claims) string { return c.ClientID })},
+		{headerOr(h.Subject, "x-scopegate-subject"), claim(func(c *Claims) string { return c.Subject })},
+		{headerOr(h.Scopes, "x-scopegate-scopes"), claim(func(c *Claims) string { return strings.Join(c.Scopes, " ") })},
+		{headerOr(h.Issuer, "x-scopegate-issuer"), claim(func(c *Claims) string { return c.Issuer })},
+		{headerOr(h.Principal, "x-scopegate-principal"), principal},
 	}
 	fixed := len(ids)
-	for claim, name := range h.Claims {
-		ids = append(ids, identityHeader{strings.ToLower(name), func(c *Claims) string { return c.Extra[claim] }})
+	for name, header := range h.Claims {
+		ids = append(ids, identityHeader{strings.ToLower(header), claim(func(c *Claims) string { return c.Extra[name] })})
 	}
 	slices.SortFunc(ids[fixed:], func(a, b identityHeader) int { return strings.Compare(a.name, b.name) })
 	return ids
@@ -188,16 +218,18 @@ func (a *Authorizer) Decide(r *Request, claims *Claims) Decision {
 	return d.dryRun(p, route)
 }
 
-// match normalizes r's path, checks its authority and finds its route in
-// p. It reports whether that decides r without a token: a bad path, a bad
-// or, when needHost is set, missing host, a deny or public route, or no
-// route under default: deny.
+// match normalizes r's path, checks its authority, finds its route in p
+// and checks r's principal against it. It reports whether that decides r
+// without a token: a bad path, a bad or, when needHost is set, missing
+// host, a deny or public route, a principal the route does not accept, a
+// route admitting its principals without a token, or no route under
+// default: deny.
 //
 // A request that says nothing of its host is refused rather than matched
 // against the routes without hosts: Envoy always sends one, and the
 // upstream may route a host-less request to any of its virtual hosts.
 func match(p *policy.Policy, r *Request, needHost bool) (d Decision, route *policy.Route, decided bool) {
-	d.PolicyVersion = p.Version
+	d.PolicyVersion, d.Principal = p.Version, r.Principal
 	path, err := policy.NormalizePath(r.Path)
 	if err != nil {
 		// The error quotes the path, which may hold a token.
@@ -211,7 +243,7 @@ func match(p *policy.Policy, r *Request, needHost bool) (d Decision, route *poli
 	case host == "" && needHost:
 		return d.deny(http.StatusBadRequest, ReasonBadRequest, "", "the request carries no host"), nil, true
 	}
-	route = p.Match(r.Method, r.Host, path)
+	route = p.Match(r.Method, r.Host, path, &r.Context)
 	if route == nil {
 		if p.Default != policy.DefaultAuthenticated {
 			return d.deny(http.StatusForbidden, ReasonNoRoute, "", "no policy route matches this request"), nil, true
@@ -224,6 +256,16 @@ func match(p *policy.Policy, r *Request, needHost bool) (d Decision, route *poli
 		return d.deny(http.StatusForbidden, ReasonRouteDenied, "", "the policy denies this route"), route, true
 	case route.Public:
 		d.Allow, d.Status, d.Reason = true, http.StatusOK, ReasonPublic
+		return d, route, true
+	case !route.Require.PrincipalAllowed(r.Principal):
+		// Before the token: no token makes a wrong peer right, and the
+		// identity provider is not asked about a request refused anyway.
+		if r.Principal == "" {
+			return d.deny(http.StatusForbidden, ReasonPrincipalNotAllowed, "", "this route requires a mutual TLS peer, and the request has none"), route, true
+		}
+		return d.deny(http.StatusForbidden, ReasonPrincipalNotAllowed, "", "the peer's principal is not allowed on this route"), route, true
+	case route.Require.PrincipalOnly:
+		d.Allow, d.Status, d.Reason = true, http.StatusOK, ReasonAllowed
 		return d, route, true
 	}
 	return d, route, false
@@ -434,13 +476,8 @@ var b64tokenChar = func() (t [256]bool) {
 // or removed, so none can be spoofed.
 func (a *Authorizer) Upstream(d *Decision) iter.Seq2[string, string] {
 	return func(yield func(name, value string) bool) {
-		c := d.Claims
 		for _, id := range a.identity {
-			var v string
-			if c != nil {
-				v = id.value(c)
-			}
-			if !yield(id.name, v) {
+			if !yield(id.name, id.value(d)) {
 				return
 			}
 		}

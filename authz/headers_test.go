@@ -27,9 +27,9 @@ routes:
 		headers authz.HeaderNames
 		want    []string
 	}{
-		{"defaults", authz.HeaderNames{}, []string{"x-scopegate-client-id", "x-scopegate-subject", "x-scopegate-scopes", "x-scopegate-issuer"}},
-		{"renamed, claims sorted by header", authz.HeaderNames{ClientID: "X-Client", Issuer: "X-Iss", Claims: map[string]string{"tenant": "X-Tenant-Id", "region": "x-region"}},
-			[]string{"x-client", "x-scopegate-subject", "x-scopegate-scopes", "x-iss", "x-region", "x-tenant-id"}},
+		{"defaults", authz.HeaderNames{}, []string{"x-scopegate-client-id", "x-scopegate-subject", "x-scopegate-scopes", "x-scopegate-issuer", "x-scopegate-principal"}},
+		{"renamed, claims sorted by header", authz.HeaderNames{ClientID: "X-Client", Issuer: "X-Iss", Principal: "X-Peer", Claims: map[string]string{"tenant": "X-Tenant-Id", "region": "x-region"}},
+			[]string{"x-client", "x-scopegate-subject", "x-scopegate-scopes", "x-iss", "x-peer", "x-region", "x-tenant-id"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

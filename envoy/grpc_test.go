@@ -124,9 +124,15 @@ type answer struct {
 
 func (h *harness) check(t *testing.T, method, host, path string, headers map[string]string) answer {
 	t.Helper()
+	return send(t, h.client, envoy.CheckRequest(method, host, path, headers))
+}
+
+// send sends req over client and returns the answer.
+func send(t *testing.T, client authv3.AuthorizationClient, req *authv3.CheckRequest) answer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	resp, err := h.client.Check(ctx, envoy.CheckRequest(method, host, path, headers))
+	resp, err := client.Check(ctx, req)
 	if err != nil {
 		t.Fatalf("Check: %v (scopegate must never answer with a gRPC error)", err)
 	}

@@ -119,7 +119,7 @@ func TestParseAuthorityDoesNotAllocate(t *testing.T) {
 func TestMatchRefusesEveryBadAuthority(t *testing.T) {
 	p := mustParse(t, routes(`admin: {hosts: [admin.example.com], path: "/**"}`, `public: {path: "/**"}`))
 	for _, host := range []string{"admin.example.com", "ADMIN.example.com.", "admin.example.com:443", "admin.example.com.:8443"} {
-		if got := routeName(p.Match("GET", host, "/x")); got != "admin" {
+		if got := routeName(p.Match("GET", host, "/x", nil)); got != "admin" {
 			t.Errorf("Match(host %q) = %q, want admin", host, got)
 		}
 	}
@@ -127,10 +127,10 @@ func TestMatchRefusesEveryBadAuthority(t *testing.T) {
 		if tt.err == "" {
 			continue
 		}
-		if got := p.Match("GET", tt.in, "/x"); got != nil {
+		if got := p.Match("GET", tt.in, "/x", nil); got != nil {
 			t.Errorf("Match(host %q) = %q, want no route for an authority ParseAuthority refuses", tt.in, got.Name)
 		}
-		if all := p.MatchAll("GET", tt.in, "/x"); len(all) != 0 {
+		if all := p.MatchAll("GET", tt.in, "/x", nil); len(all) != 0 {
 			t.Errorf("MatchAll(host %q) = %v, want none", tt.in, names(all))
 		}
 	}

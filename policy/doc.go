@@ -77,13 +77,26 @@
 //     that ends with the path comes before one that goes on with /**.
 //  3. Method: a route listing the request's method comes before one
 //     listing none.
+//  4. Context: a route whose match.context the request's route context
+//     (Envoy's context_extensions) meets comes before one without, and
+//     of two, the one whose context holds the other's. Routes without a
+//     context pay nothing for it: a leaf of the trie holds its context
+//     routes apart.
 //
 // Because every constraint must match, a route that matches the path but
 // not the method does not stop the search: if /orders has a route for GET
 // only, a POST to /orders is decided by the next route in the order, such
 // as /**. Routes that would tie for some request, such as two routes with
-// the same path and hosts that both list GET, make the policy invalid, so
-// that the order of the file never decides anything.
+// the same path and hosts that both list GET, or that differ only in
+// contexts one request can meet with neither holding the other, make the
+// policy invalid, so that the order of the file never decides anything.
+//
+// # Workload identity
+//
+// require.principals lists patterns of the mTLS peer's principal (see
+// Requirement.PrincipalAllowed): SPIFFE IDs, parsed with go-spiffe, exact
+// or ending in /* or /**, and other principals matched exactly.
+// require.token: false admits a peer on its principal alone.
 //
 // Hosts are compared without case, port or trailing dot, once
 // ParseAuthority has split the request's authority. A wildcard host

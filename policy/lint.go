@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -12,7 +13,7 @@ import (
 // Warning is a problem Lint finds in a valid policy: the server accepts
 // it, but its author may not mean it.
 type Warning struct {
-	Check  string // the kind of problem, a stable name: "overlap", "unknown_scope" or "unknown_issuer"
+	Check  string // the kind of problem, a stable name: "overlap", "unknown_scope", "unknown_issuer" or "principal_only"
 	File   string
 	Line   int    // 1-based; 0 when unknown
 	Column int    // 1-based; 0 when unknown
@@ -43,6 +44,10 @@ func (w *Warning) String() string {
 //     none of those.
 //   - unknown_issuer: a route requires an issuer that the issuers section
 //     does not list, usually a typo: no token would meet it.
+//   - principal_only: a route admits requests on the mTLS peer's
+//     principal alone (require.token: false), without a token: whatever
+//     holds a certificate for one of its principals, such as a
+//     compromised sidecar, gets through.
 //
 // Without an issuers section there is nothing to compare with, and
 // neither unknown_scope nor unknown_issuer is reported.
@@ -57,6 +62,7 @@ func Lint(p *Policy) []*Warning {
 	l.overlaps()
 	l.unknownIssuers()
 	l.unknownScopes()
+	l.principalOnly()
 	slices.SortStableFunc(l.out, func(a, b *Warning) int { return cmp.Compare(a.Line, b.Line) })
 	return l.out
 }
@@ -91,7 +97,8 @@ func (l *linter) overlaps() {
 			if !ok {
 				continue
 			}
-			all := l.p.MatchAll(ex.method, ex.host, ex.path)
+			ctx := ContextOf(ex.context)
+			all := l.p.MatchAll(ex.method, ex.host, ex.path, &ctx)
 			wi, lj := i, j
 			ia, ib := slices.Index(all, a), slices.Index(all, b)
 			if ia < 0 || ib < 0 {
@@ -110,6 +117,15 @@ func (l *linter) overlaps() {
 				msg += fmt.Sprintf("; while %q is in dry run, requests that %q would deny are allowed", win.Name, lose.Name)
 			}
 			l.warn("overlap", routePath(wi)+".match", "%s", msg)
+		}
+	}
+}
+
+func (l *linter) principalOnly() {
+	for i, r := range l.p.Routes {
+		if r.Require.PrincipalOnly {
+			l.warn("principal_only", routePath(i)+".require.token",
+				"route %q admits the peers [%s] on their mTLS principal alone, without a token; make sure no other workload can get a certificate for these principals", r.Name, strings.Join(r.Require.Principals, " "))
 		}
 	}
 }
@@ -192,14 +208,17 @@ func (r *Route) Effect() string {
 		for _, f := range []struct {
 			name string
 			list []string
-		}{{"issuers", rq.Issuers}, {"scopes all_of", rq.AllOf}, {"scopes any_of", rq.AnyOf}, {"clients", rq.Clients}, {"audiences", rq.Audiences}} {
+		}{{"principals", rq.Principals}, {"issuers", rq.Issuers}, {"scopes all_of", rq.AllOf}, {"scopes any_of", rq.AnyOf}, {"clients", rq.Clients}, {"audiences", rq.Audiences}} {
 			if len(f.list) > 0 {
 				parts = append(parts, fmt.Sprintf("%s [%s]", f.name, strings.Join(f.list, " ")))
 			}
 		}
-		if len(parts) == 0 {
+		switch {
+		case rq.PrincipalOnly:
+			s = "requires " + strings.Join(parts, ", ") + " and no token"
+		case len(parts) == 0:
 			s = "admits any valid token"
-		} else {
+		default:
 			s = "requires " + strings.Join(parts, ", ")
 		}
 	}
@@ -211,24 +230,32 @@ func (r *Route) Effect() string {
 
 // matchesEverything reports whether r matches every request.
 func matchesEverything(r *Route) bool {
-	return r.Path == "/**" && len(r.Hosts) == 0 && len(r.Methods) == 0
+	return r.Path == "/**" && len(r.Hosts) == 0 && len(r.Methods) == 0 && len(r.Context) == 0
 }
 
 func sameOutcome(a, b *Route) bool {
 	ra, rb := &a.Require, &b.Require
 	return a.Public == b.Public && a.Deny == b.Deny && a.DryRun == b.DryRun &&
 		sameSet(ra.AllOf, rb.AllOf) && sameSet(ra.AnyOf, rb.AnyOf) && sameSet(ra.Issuers, rb.Issuers) &&
-		sameSet(ra.Clients, rb.Clients) && sameSet(ra.Audiences, rb.Audiences)
+		sameSet(ra.Clients, rb.Clients) && sameSet(ra.Audiences, rb.Audiences) &&
+		sameSet(ra.Principals, rb.Principals) && ra.PrincipalOnly == rb.PrincipalOnly
 }
 
 // example is a request, built to show an overlap.
-type example struct{ method, host, path string }
+type example struct {
+	method, host, path string
+	context            map[string]string // nil for none
+}
 
 func (e example) String() string {
-	if e.host == "" {
-		return e.method + " " + e.path
+	s := e.method + " " + e.path
+	if e.host != "" {
+		s += " on host " + e.host
 	}
-	return e.method + " " + e.path + " on host " + e.host
+	if len(e.context) > 0 {
+		s += " with route context " + formatContext(e.context)
+	}
+	return s
 }
 
 // overlap returns a request that both a and b match, if there is one.
@@ -241,6 +268,16 @@ func overlap(a, b *Route, sa, sb []string) (example, bool) {
 	}
 	if ex.host, ok = commonHost(a.Hosts, b.Hosts); !ok {
 		return ex, false
+	}
+	if !contextsCompatible(a.Context, b.Context) {
+		return ex, false
+	}
+	if len(a.Context)+len(b.Context) > 0 {
+		ex.context = maps.Clone(a.Context)
+		if ex.context == nil {
+			ex.context = map[string]string{}
+		}
+		maps.Copy(ex.context, b.Context)
 	}
 	ex.path, ok = commonPath(sa, sb)
 	return ex, ok

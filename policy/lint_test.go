@@ -167,6 +167,36 @@ issuers:
     match: { path: /a }
     require: { issuers: [https://anything.example.com] }
 `, nil},
+		{"principal_only_route_is_reported", `
+  - name: internal
+    match: { path: "/internal/**" }
+    require:
+      principals: ["spiffe://cluster.local/ns/ops/sa/*"]
+      token: false
+`, []want{{"principal_only", 7, []string{`route "internal" admits the peers [spiffe://cluster.local/ns/ops/sa/*] on their mTLS principal alone, without a token`}}}},
+		{"principals_with_a_token_are_not_reported", `
+  - name: internal
+    match: { path: "/internal/**" }
+    require: { principals: ["spiffe://cluster.local/ns/ops/sa/*"], token: true }
+`, nil},
+		{"overlap_with_context_shows_the_context", `
+  - name: read
+    match: { path: "/orders/**" }
+    require: { scopes: { all_of: [orders:read] } }
+  - name: billing
+    match: { path: "/orders/**", context: { route: billing } }
+    require: { scopes: { all_of: [billing] } }
+`, []want{{"overlap", 7, []string{
+			`route "billing" and route "read" at line 3 both match GET /orders with route context {route: billing}`,
+			`because it matches the route context {route: billing} and "read" matches none`}}}},
+		{"routes_whose_contexts_disagree_do_not_overlap", `
+  - name: a
+    match: { path: "/orders/**", context: { route: a } }
+    require: { scopes: { all_of: [a] } }
+  - name: b
+    match: { path: "/orders/**", context: { route: b } }
+    require: { scopes: { all_of: [b] } }
+`, nil},
 		{"scopes_are_not_checked_without_issuers", `
   - name: a
     match: { path: /a }

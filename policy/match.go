@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -40,6 +41,17 @@ type node struct {
 type leaf struct {
 	byMethod []*Route // by method index; nil when no route here lists methods
 	any      *Route   // the route listing no methods
+	// tagged holds the routes here with a match.context; nil when there
+	// are none, so that routes without context cost one comparison.
+	tagged *taggedLeaf
+}
+
+// taggedLeaf holds the routes of a leaf that have a match.context, each
+// list most specific context first: of two routes that one request can
+// meet, Parse makes sure one's context holds the other's.
+type taggedLeaf struct {
+	byMethod [][]*Route // by method index
+	any      []*Route   // the routes listing no methods
 }
 
 // conflict is two routes that would tie for some request.
@@ -79,7 +91,10 @@ func compile(entries []*entry) (*matcher, []conflict) {
 				continue
 			}
 			for _, h := range hostsOrAny(e.route) {
-				if l := m.trie(h).leaf(e.segs); l.byMethod[head] == nil {
+				l := m.trie(h).leaf(e.segs)
+				if len(e.route.Context) > 0 {
+					l.tagged.headFromGet(head, e.route)
+				} else if l.byMethod[head] == nil {
 					l.byMethod[head] = e.route
 				}
 			}
@@ -150,6 +165,10 @@ func (m *matcher) insert(e *entry) []conflict {
 	}
 	for _, h := range hostsOrAny(e.route) {
 		l := m.trie(h).leaf(e.segs)
+		if len(e.route.Context) > 0 {
+			l.insertTagged(e.route, m.methods, func(first *Route, method string) { clash(first, h, method) })
+			continue
+		}
 		if len(e.route.Methods) == 0 {
 			if l.any != nil {
 				clash(l.any, h, "")
@@ -171,6 +190,57 @@ func (m *matcher) insert(e *entry) []conflict {
 		}
 	}
 	return conflicts
+}
+
+// insertTagged adds r, which has a match.context, to l, and calls clash
+// with each route there, and the method, that r would tie with. methods
+// are the matcher's methods.
+func (l *leaf) insertTagged(r *Route, methods map[string]int, clash func(first *Route, method string)) {
+	t := l.tagged
+	if t == nil {
+		t = &taggedLeaf{byMethod: make([][]*Route, len(methods))}
+		l.tagged = t
+	}
+	add := func(list []*Route, method string) []*Route {
+		for _, first := range list {
+			if contextsTie(first.Context, r.Context) {
+				clash(first, method)
+				return list
+			}
+		}
+		return insertBySpecificity(list, r)
+	}
+	if len(r.Methods) == 0 {
+		t.any = add(t.any, "")
+		return
+	}
+	for _, meth := range r.Methods {
+		i := methods[meth]
+		t.byMethod[i] = add(t.byMethod[i], meth)
+	}
+}
+
+// headFromGet adds r, which has a match.context and gets HEAD from GET,
+// to the HEAD routes of t: after the routes listing HEAD with a context as
+// specific, unless one of them has the same context.
+func (t *taggedLeaf) headFromGet(head int, r *Route) {
+	for _, first := range t.byMethod[head] {
+		if slices.Contains(first.Methods, http.MethodHead) && maps.Equal(first.Context, r.Context) {
+			return
+		}
+	}
+	t.byMethod[head] = insertBySpecificity(t.byMethod[head], r)
+}
+
+// insertBySpecificity inserts r into list, which is ordered by the number
+// of pairs of the routes' contexts, largest first, after the routes with
+// as many.
+func insertBySpecificity(list []*Route, r *Route) []*Route {
+	i := 0
+	for i < len(list) && len(list[i].Context) >= len(r.Context) {
+		i++
+	}
+	return slices.Insert(list, i, r)
 }
 
 // leaf returns the leaf for the pattern segs below n, creating the nodes on
@@ -210,7 +280,7 @@ func (n *node) leaf(segs []segment) *leaf {
 func (c conflict) error(f *yamlfile.File) *yamlfile.Error {
 	a, b := c.first, c.second.route
 	at := routePath(c.second.index) + ".match"
-	if sameSet(a.Hosts, b.Hosts) && sameSet(a.Methods, b.Methods) {
+	if sameSet(a.Hosts, b.Hosts) && sameSet(a.Methods, b.Methods) && maps.Equal(a.Context, b.Context) {
 		return f.Errorf(at, "route %q matches exactly the same requests as route %q at line %d; remove one or make them differ", b.Name, a.Name, a.Line)
 	}
 	host, method := c.host, c.method
@@ -219,6 +289,11 @@ func (c conflict) error(f *yamlfile.File) *yamlfile.Error {
 	}
 	if method == "" {
 		method = "any method"
+	}
+	if len(a.Context)+len(b.Context) > 0 {
+		both := maps.Clone(a.Context)
+		maps.Copy(both, b.Context)
+		return f.Errorf(at, "route %q and route %q at line %d both match %s, %s, path %s, context %s with equal precedence; make one route's context hold the other's, or give them a key with different values, so that one route decides each request", b.Name, a.Name, a.Line, method, host, b.Path, formatContext(both))
 	}
 	return f.Errorf(at, "route %q and route %q at line %d both match %s, %s, path %s with equal precedence; split their hosts or methods so that one route decides each request", b.Name, a.Name, a.Line, method, host, b.Path)
 }
@@ -235,7 +310,7 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
-func (m *matcher) match(method, authority, path string) *Route {
+func (m *matcher) match(method, authority, path string, ctx *Context) *Route {
 	host, _, bad := splitAuthority(authority)
 	if bad.reason != "" {
 		return nil
@@ -245,7 +320,7 @@ func (m *matcher) match(method, authority, path string) *Route {
 		var buf [maxHostLen]byte
 		if h, ok := hostKey(buf[:0], host); ok {
 			if t := m.exact[string(h)]; t != nil {
-				if r := t.match(path, id); r != nil {
+				if r := t.match(path, id, ctx); r != nil {
 					return r
 				}
 			}
@@ -253,17 +328,17 @@ func (m *matcher) match(method, authority, path string) *Route {
 			s.split(h)
 			for _, n := range m.labels {
 				if t := m.wildcard[string(s.of(h, n))]; t != nil {
-					if r := t.match(path, id); r != nil {
+					if r := t.match(path, id, ctx); r != nil {
 						return r
 					}
 				}
 			}
 		}
 	}
-	return m.anyHost.match(path, id)
+	return m.anyHost.match(path, id, ctx)
 }
 
-func (m *matcher) matchAll(method, authority, path string) []*Route {
+func (m *matcher) matchAll(method, authority, path string, ctx *Context) []*Route {
 	host, _, bad := splitAuthority(authority)
 	if bad.reason != "" {
 		return nil
@@ -272,17 +347,17 @@ func (m *matcher) matchAll(method, authority, path string) []*Route {
 	var all []*Route
 	if h, ok := hostKey(nil, host); ok {
 		if t := m.exact[string(h)]; t != nil {
-			t.matchAll(path, id, &all)
+			t.matchAll(path, id, ctx, &all)
 		}
 		var s suffixes
 		s.split(h)
 		for _, n := range m.labels {
 			if t := m.wildcard[string(s.of(h, n))]; t != nil {
-				t.matchAll(path, id, &all)
+				t.matchAll(path, id, ctx, &all)
 			}
 		}
 	}
-	m.anyHost.matchAll(path, id, &all)
+	m.anyHost.matchAll(path, id, ctx, &all)
 	// A route listing both a host and a wildcard covering it is found in
 	// both tries; its first place is its place in the precedence.
 	out := all[:0]
@@ -383,72 +458,111 @@ func nextSegment(path string) (seg, rest string) {
 }
 
 // match returns the first route below n, in precedence order, that matches
-// the rest of a path and the method with index id. The search backtracks:
-// a literal child that matches the segment but holds no route for the rest
-// of the path or the method gives way to the param child, then to /**.
-// Each node is visited at most once per request, so a search costs at most
-// the number of nodes on the path's matching branches.
-func (n *node) match(path string, id int) *Route {
+// the rest of a path, the method with index id and the context ctx. The
+// search backtracks: a literal child that matches the segment but holds no
+// route for the rest of the path, the method or the context gives way to
+// the param child, then to /**. Each node is visited at most once per
+// request, so a search costs at most the number of nodes on the path's
+// matching branches.
+func (n *node) match(path string, id int, ctx *Context) *Route {
 	seg, rest := nextSegment(path)
 	if seg == "" {
-		if r := n.end.pick(id); r != nil {
+		if r := n.end.pick(id, ctx); r != nil {
 			return r
 		}
-		return n.rest.pick(id)
+		return n.rest.pick(id, ctx)
 	}
 	if c := n.literal[seg]; c != nil {
-		if r := c.match(rest, id); r != nil {
+		if r := c.match(rest, id, ctx); r != nil {
 			return r
 		}
 	}
 	if n.param != nil {
-		if r := n.param.match(rest, id); r != nil {
+		if r := n.param.match(rest, id, ctx); r != nil {
 			return r
 		}
 	}
-	return n.rest.pick(id)
+	return n.rest.pick(id, ctx)
 }
 
 // matchAll appends to all every route below n that matches, in precedence
 // order.
-func (n *node) matchAll(path string, id int, all *[]*Route) {
+func (n *node) matchAll(path string, id int, ctx *Context, all *[]*Route) {
 	seg, rest := nextSegment(path)
 	if seg == "" {
-		n.end.appendTo(id, all)
-		n.rest.appendTo(id, all)
+		n.end.appendTo(id, ctx, all)
+		n.rest.appendTo(id, ctx, all)
 		return
 	}
 	if c := n.literal[seg]; c != nil {
-		c.matchAll(rest, id, all)
+		c.matchAll(rest, id, ctx, all)
 	}
 	if n.param != nil {
-		n.param.matchAll(rest, id, all)
+		n.param.matchAll(rest, id, ctx, all)
 	}
-	n.rest.appendTo(id, all)
+	n.rest.appendTo(id, ctx, all)
 }
 
-// pick returns the route of l for the method with index id: the route
-// listing the method, else the route listing none.
-func (l *leaf) pick(id int) *Route {
+// pick returns the route of l for the method with index id and the
+// context ctx: the route listing the method, else the route listing none,
+// each time a route whose context ctx meets before the one without.
+func (l *leaf) pick(id int, ctx *Context) *Route {
 	if l == nil {
 		return nil
+	}
+	t := l.tagged
+	if t != nil && id >= 0 && id < len(t.byMethod) {
+		if r := firstMet(t.byMethod[id], ctx); r != nil {
+			return r
+		}
 	}
 	if id >= 0 && id < len(l.byMethod) && l.byMethod[id] != nil {
 		return l.byMethod[id]
 	}
+	if t != nil {
+		if r := firstMet(t.any, ctx); r != nil {
+			return r
+		}
+	}
 	return l.any
 }
 
-// appendTo appends the routes of l for the method with index id to all, in
-// precedence order.
-func (l *leaf) appendTo(id int, all *[]*Route) {
+// firstMet returns the first route of list whose context ctx meets.
+func firstMet(list []*Route, ctx *Context) *Route {
+	for _, r := range list {
+		if r.contextMet(ctx) {
+			return r
+		}
+	}
+	return nil
+}
+
+// appendTo appends the routes of l for the method with index id and the
+// context ctx to all, in precedence order.
+func (l *leaf) appendTo(id int, ctx *Context, all *[]*Route) {
 	if l == nil {
 		return
+	}
+	t := l.tagged
+	if t != nil && id >= 0 && id < len(t.byMethod) {
+		appendMet(all, t.byMethod[id], ctx)
 	}
 	if id >= 0 && id < len(l.byMethod) && l.byMethod[id] != nil {
 		*all = append(*all, l.byMethod[id])
 	}
+	if t != nil {
+		appendMet(all, t.any, ctx)
+	}
 	if l.any != nil {
 		*all = append(*all, l.any)
+	}
+}
+
+// appendMet appends to all the routes of list whose context ctx meets.
+func appendMet(all *[]*Route, list []*Route, ctx *Context) {
+	for _, r := range list {
+		if r.contextMet(ctx) {
+			*all = append(*all, r)
+		}
 	}
 }

@@ -193,11 +193,11 @@ func TestMatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := mustParse(t, tt.policy)
-			got := p.Match(tt.req.method, tt.req.host, tt.req.path)
+			got := p.Match(tt.req.method, tt.req.host, tt.req.path, nil)
 			if name := routeName(got); name != tt.want {
 				t.Errorf("Match(%q, %q, %q) = %q, want %q", tt.req.method, tt.req.host, tt.req.path, name, tt.want)
 			}
-			all := p.MatchAll(tt.req.method, tt.req.host, tt.req.path)
+			all := p.MatchAll(tt.req.method, tt.req.host, tt.req.path, nil)
 			if len(all) > 0 && all[0] != got || len(all) == 0 && got != nil {
 				t.Errorf("MatchAll = %v, whose first is not Match's %q", names(all), routeName(got))
 			}
@@ -217,7 +217,7 @@ func TestMatchAll(t *testing.T) {
 		`wild-param: {path: "/orders/*", hosts: ["*.example.com", api.example.com]}`,
 		`other-host: {path: "/**", hosts: [other.example.com]}`,
 	))
-	got := names(p.MatchAll("GET", "api.example.com:443", "/orders/1"))
+	got := names(p.MatchAll("GET", "api.example.com:443", "/orders/1", nil))
 	// wild-param lists the host itself and a wildcard covering it: it
 	// appears once, at its exact-host place.
 	want := "wild-param host-rest orders-1 orders-param-get orders-param orders-rest all"
@@ -259,7 +259,7 @@ func TestMatchDoesNotAllocate(t *testing.T) {
 		{"GET", "[2001:db8::1]:443", "/orders/1/items"},
 		{"GET", "[zz]", "/orders/1/items"},
 	} {
-		if n := testing.AllocsPerRun(100, func() { p.Match(req.method, req.host, req.path) }); n != 0 {
+		if n := testing.AllocsPerRun(100, func() { p.Match(req.method, req.host, req.path, nil) }); n != 0 {
 			t.Errorf("Match(%q, %q, %q) made %v allocations, want 0", req.method, req.host, req.path, n)
 		}
 	}
@@ -277,7 +277,7 @@ func TestEverySpellingOfASubDelimMatchesTheSameRoute(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := routeName(p.Match("POST", "h", path)); got != "run" {
+			if got := routeName(p.Match("POST", "h", path, nil)); got != "run" {
 				t.Errorf("pattern %s, request %s: Match = %q, want run", pattern, raw, got)
 			}
 		}
@@ -286,10 +286,10 @@ func TestEverySpellingOfASubDelimMatchesTheSameRoute(t *testing.T) {
 
 func TestMatchOnZeroPolicy(t *testing.T) {
 	var p Policy
-	if r := p.Match("GET", "h", "/"); r != nil {
+	if r := p.Match("GET", "h", "/", nil); r != nil {
 		t.Errorf("Match on a zero Policy = %q, want nil", r.Name)
 	}
-	if rs := p.MatchAll("GET", "h", "/"); rs != nil {
+	if rs := p.MatchAll("GET", "h", "/", nil); rs != nil {
 		t.Errorf("MatchAll on a zero Policy = %v, want nil", names(rs))
 	}
 }
@@ -332,7 +332,7 @@ func BenchmarkMatchHostileHost(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				p.Match("GET", bm.host, "/x")
+				p.Match("GET", bm.host, "/x", nil)
 			}
 		})
 	}
@@ -354,12 +354,12 @@ func BenchmarkMatch(b *testing.B) {
 			{"fallthrough", request{"DELETE", "api.example.com", fmt.Sprintf("/svc%d/orders", last-3)}, "fallback"},
 		} {
 			b.Run(fmt.Sprintf("routes=%d/%s", n, bm.name), func(b *testing.B) {
-				if r := p.Match(bm.req.method, bm.req.host, bm.req.path); routeName(r) != bm.want {
+				if r := p.Match(bm.req.method, bm.req.host, bm.req.path, nil); routeName(r) != bm.want {
 					b.Fatalf("Match = %q, want %q", routeName(r), bm.want)
 				}
 				b.ReportAllocs()
 				for b.Loop() {
-					p.Match(bm.req.method, bm.req.host, bm.req.path)
+					p.Match(bm.req.method, bm.req.host, bm.req.path, nil)
 				}
 			})
 		}

@@ -33,9 +33,10 @@ type routeFile struct {
 }
 
 type matchFile struct {
-	Hosts   []string `yaml:"hosts"`
-	Methods []string `yaml:"methods"`
-	Path    string   `yaml:"path"`
+	Hosts   []string          `yaml:"hosts"`
+	Methods []string          `yaml:"methods"`
+	Path    string            `yaml:"path"`
+	Context map[string]string `yaml:"context"`
 }
 
 type requireFile struct {
@@ -44,6 +45,9 @@ type requireFile struct {
 	Clients   []string    `yaml:"clients"`
 	Audiences []string    `yaml:"audiences"`
 	Binding   Binding     `yaml:"binding"`
+	// Principals and Token are read by checker.principals.
+	Principals []string `yaml:"principals"`
+	Token      *bool    `yaml:"token"`
 }
 
 type scopesFile struct {
@@ -224,6 +228,8 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 			return strings.ToUpper(s), nil
 		})
 		r.Hosts = c.list(at+".match.hosts", rf.Match.Hosts, "match any host", parseHost)
+		r.Context = c.matchContext(at+".match.context", rf.Match.Context)
+		r.contextPairs = pairsOf(r.Context)
 	}
 	e.ok = len(c.errs) == nerrs && !c.f.Failed(at+".match")
 
@@ -256,6 +262,7 @@ func (c *checker) route(i int, rf *routeFile, dryRun bool) *entry {
 		} else {
 			r.Require.Binding = rq.Binding
 		}
+		c.principals(at+".require", rq, &r.Require)
 		if len(r.Require.AllOf)+len(r.Require.AnyOf) > 0 {
 			r.Require.required = r.Require.requiredScopes()
 		}

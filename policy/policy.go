@@ -53,8 +53,13 @@ type Route struct {
 	Methods []string
 	Hosts   []string
 	Path    string
+	// Context is the route context the request must carry (match.context):
+	// every pair, as Envoy's per-route context_extensions send it. A route
+	// with one comes before the same route without (see Match).
+	Context map[string]string
 
-	Line int // line of the route in the file, for messages
+	contextPairs []contextPair // Context, in key order, for Match
+	Line         int           // line of the route in the file, for messages
 }
 
 // Issuer lists the scopes an identity provider can grant. The server does
@@ -83,8 +88,17 @@ type Requirement struct {
 	// the client's certificate, a DPoP key, or either. Empty accepts a
 	// plain bearer token.
 	Binding Binding
+	// Principals lists patterns of the mTLS peer principals the route
+	// accepts (require.principals), such as SPIFFE IDs; empty accepts any
+	// peer, and a request without mutual TLS. See PrincipalAllowed.
+	Principals []string
+	// PrincipalOnly (require.token: false) admits a peer on its principal
+	// alone: no token is asked for or looked at. Parse allows it only
+	// with Principals and without token requirements.
+	PrincipalOnly bool
 
-	required []string // AllOf then AnyOf, computed once by Parse
+	required   []string           // AllOf then AnyOf, computed once by Parse
+	principals []principalPattern // Principals, parsed once by Parse
 }
 
 // Parse parses, validates and compiles the policy in data. name is the
@@ -118,7 +132,9 @@ func Load(name string) (*Policy, error) {
 
 // Match returns the route that decides a request, or nil when no route
 // matches. path must be normalized by NormalizePath; method and host are
-// taken as sent, in any case and the host possibly with a port. A host
+// taken as sent, in any case and the host possibly with a port; ctx is
+// the request's route context, nil for none. A route with a match.context
+// matches only a request whose context holds every pair of it. A host
 // that ParseAuthority rejects matches no route at all: the request must be
 // refused, not decided by a route without hosts. An empty host matches
 // only routes without hosts. See the package documentation for the
@@ -133,21 +149,21 @@ func Load(name string) (*Policy, error) {
 // A host longer than 253 bytes, the longest DNS name, matches no route,
 // as any host ParseAuthority rejects: matched against the routes without
 // hosts only, a long host under a wildcard route's domain would skip it.
-func (p *Policy) Match(method, host, path string) *Route {
+func (p *Policy) Match(method, host, path string, ctx *Context) *Route {
 	if p == nil || p.m == nil {
 		return nil
 	}
-	return p.m.match(method, host, path)
+	return p.m.match(method, host, path, ctx)
 }
 
 // MatchAll returns every route matching a request, in precedence order: the
 // first is Match's answer, the others are what it shadows. It is for
 // explaining a decision, not for making one.
-func (p *Policy) MatchAll(method, host, path string) []*Route {
+func (p *Policy) MatchAll(method, host, path string, ctx *Context) []*Route {
 	if p == nil || p.m == nil {
 		return nil
 	}
-	return p.m.matchAll(method, host, path)
+	return p.m.matchAll(method, host, path, ctx)
 }
 
 // ScopesMet reports whether granted satisfies the scope rules: every AllOf

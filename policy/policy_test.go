@@ -340,6 +340,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("version: 1\nroutes: [{name: a, match: {path: /**}}]\n"))
 	f.Add([]byte("version: 1\nroutes:\n- name: a\n  match: {path: \"/a/{x}/**\", hosts: [\"*.a.b\"]}\n  require: {scopes: {all_of: [x], any_of: [y]}}\n"))
+	f.Add([]byte("version: 1\nroutes:\n- {name: a, match: {path: \"/a/**\", context: {a: \"1\"}}}\n- {name: b, match: {path: \"/a/**\", methods: [GET], context: {a: \"1\", b: \"2\"}}}\n" +
+		"- {name: c, match: {path: /a, methods: [HEAD], context: {b: \"2\"}}, require: {principals: [\"spiffe://td/**\"], token: false}}\n"))
 	f.Add([]byte("&a [*a]"))
 	f.Add([]byte("version: 1\nroutes: !!map {}\n"))
 	f.Add([]byte("version: 1\nroutes:\n- {name: a, match: {path: \"/a/**\"}}\n- {name: b, match: {path: \"/a/{x}\", hosts: [\"*.b\"]}, deny: true, mode: dry_run}\n" +
@@ -354,16 +356,21 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		for _, path := range []string{"/", "/a", "/a/b/c/"} {
-			all := p.MatchAll("GET", "x.a.b", path)
-			for _, r := range all {
-				if !slices.Contains(p.Routes, r) {
-					t.Fatalf("MatchAll returned route %q that is not in the policy", r.Name)
+		for _, ctx := range []*Context{nil, contextOf("a", "1"), contextOf("a", "1", "b", "2")} {
+			for _, path := range []string{"/", "/a", "/a/b/c/"} {
+				all := p.MatchAll("GET", "x.a.b", path, ctx)
+				for _, r := range all {
+					if !slices.Contains(p.Routes, r) {
+						t.Fatalf("MatchAll returned route %q that is not in the policy", r.Name)
+					}
+					if len(r.Context) > 0 && !r.contextMet(ctx) {
+						t.Fatalf("MatchAll returned route %q, whose context %v the request's %v does not meet", r.Name, r.Context, ctx)
+					}
 				}
-			}
-			got := p.Match("get", "X.A.B:80", path)
-			if len(all) == 0 && got != nil || len(all) > 0 && got != all[0] {
-				t.Fatalf("Match(%q) = %v, but MatchAll = %v", path, got, all)
+				got := p.Match("get", "X.A.B:80", path, ctx)
+				if len(all) == 0 && got != nil || len(all) > 0 && got != all[0] {
+					t.Fatalf("Match(%q) = %v, but MatchAll = %v", path, got, all)
+				}
 			}
 		}
 		for _, w := range Lint(p) {
@@ -379,7 +386,8 @@ func FuzzParse(f *testing.F) {
 				if !ok {
 					continue
 				}
-				all := p.MatchAll(ex.method, ex.host, ex.path)
+				ctx := ContextOf(ex.context)
+				all := p.MatchAll(ex.method, ex.host, ex.path, &ctx)
 				if !slices.Contains(all, a) || !slices.Contains(all, b) {
 					t.Fatalf("overlap(%q, %q) = %s, which MatchAll matches to %v", a.Name, b.Name, ex, names(all))
 				}

@@ -8,7 +8,7 @@ import (
 )
 
 // Precedence says why route a comes before route b for a request to host,
-// when both match it: a sentence such as "its host api.example.com is
+// when both match it, with whatever route context that request has: a sentence such as "its host api.example.com is
 // exact; \"b\" has the wildcard *.example.com". It is for explaining a
 // decision; Match decides without it.
 func Precedence(a, b *Route, host string) string {
@@ -24,6 +24,20 @@ func Precedence(a, b *Route, host string) string {
 	}
 	if len(a.Methods) > 0 && len(b.Methods) == 0 {
 		return fmt.Sprintf("it lists methods and %q lists none", b.Name)
+	}
+	if contextSpecific(a.Context, b.Context) {
+		if len(b.Context) == 0 {
+			return fmt.Sprintf("it matches the route context %s and %q matches none", formatContext(a.Context), b.Name)
+		}
+		return fmt.Sprintf("its route context %s holds %q's %s and more", formatContext(a.Context), b.Name, formatContext(b.Context))
+	}
+	if len(a.Context) > len(b.Context) {
+		// Only a route that gets HEAD from GET and one listing HEAD are
+		// ordered by their contexts' sizes alone; Parse refuses others.
+		return fmt.Sprintf("its route context %s has more pairs than %q's %s", formatContext(a.Context), b.Name, formatContext(b.Context))
+	}
+	if slices.Contains(a.Methods, "HEAD") && !slices.Contains(b.Methods, "HEAD") {
+		return fmt.Sprintf("it lists HEAD and %q gets HEAD from GET", b.Name)
 	}
 	// Parse rejects routes that tie, so this is a route compared with
 	// itself.

@@ -119,6 +119,14 @@ func TestSchemaRejects(t *testing.T) {
 		{"test_expect_without_decision_or_status", route + "tests:\n  - name: t\n    request: { method: GET, path: /x }\n    token: none\n    expect: { reason: no_route }\n"},
 		{"unknown_binding", route + "    require: { binding: x509 }\n"},
 		{"test_token_bound_to_any", route + "tests:\n  - name: t\n    request: { method: GET, path: /x }\n    token: { binding: any }\n    expect: deny\n"},
+		{"principal_with_an_inner_wildcard", route + "    require: { principals: [\"spiffe://td/ns/*/sa/a\"] }\n"},
+		{"principal_trust_domain_alone", route + "    require: { principals: [\"spiffe://td\"] }\n"},
+		{"principal_dns_wildcard", route + "    require: { principals: [\"*.example.com\"] }\n"},
+		{"token_false_without_principals", route + "    require: { token: false }\n"},
+		{"token_false_with_scopes", route + "    require: { principals: [spiffe://td/a], token: false, scopes: { all_of: [a] } }\n"},
+		{"token_false_with_a_binding", route + "    require: { principals: [spiffe://td/a], token: false, binding: mtls }\n"},
+		{"empty_context", "version: 1\nroutes:\n  - name: r\n    match: { path: /x, context: {} }\n"},
+		{"empty_context_value", "version: 1\nroutes:\n  - name: r\n    match: { path: /x, context: { a: \"\" } }\n"},
 		{"test_unknown_claim", route + "tests:\n  - name: t\n    request: { method: GET, path: /x }\n    token: { scope: [a] }\n    expect: deny\n"},
 	}
 	for _, tt := range tests {

@@ -17,6 +17,11 @@ type Test struct {
 	Method string
 	Host   string // "" for a request without a host
 	Path   string // as sent: normalization is part of what is tested
+	// Principal is the mTLS peer's principal, as Envoy's source.principal
+	// sends it; "" for a request without mutual TLS.
+	Principal string
+	// Context is the request's route context, Envoy's context_extensions.
+	Context Context
 	// Token holds the claims of the request's token, taken as verified;
 	// nil for a request without a token (token: none).
 	Token  *Token
@@ -96,9 +101,11 @@ type testFile struct {
 }
 
 type requestFile struct {
-	Method string `yaml:"method"`
-	Host   string `yaml:"host"`
-	Path   string `yaml:"path"`
+	Method    string            `yaml:"method"`
+	Host      string            `yaml:"host"`
+	Path      string            `yaml:"path"`
+	Principal string            `yaml:"principal"`
+	Context   map[string]string `yaml:"context"`
 }
 
 // tokenFile is a test case's token: the word none, or claims.
@@ -175,6 +182,7 @@ func (c *checker) test(at string, tf *testFile) *Test {
 		c.errorf(at+".request", "is required")
 	} else {
 		t.Method, t.Host, t.Path = rq.Method, rq.Host, rq.Path
+		t.Principal, t.Context = rq.Principal, ContextOf(rq.Context)
 		if !isToken(rq.Method) {
 			c.errorf(at+".request.method", "%q is not an HTTP method", rq.Method)
 		}

@@ -28,6 +28,10 @@ func TestParseTests(t *testing.T) {
 		{"other_status_means_deny",
 			"tests:\n  - name: d\n    request: { method: GET, path: /x }\n    token: none\n    expect: { status: 401, reason: token_missing }\n",
 			&Test{Name: "d", Method: "GET", Path: "/x", Expect: Expect{Decision: OutcomeDeny, Status: 401, Reason: "token_missing"}, File: "t.yaml", Line: 2}},
+		{"principal_and_context",
+			"tests:\n  - name: g\n    request: { method: GET, path: /x, principal: \"spiffe://td/ns/a/sa/b\", context: { route: billing, tier: gold } }\n    token: none\n    expect: allow\n",
+			&Test{Name: "g", Method: "GET", Path: "/x", Principal: "spiffe://td/ns/a/sa/b", Context: ContextOf(map[string]string{"route": "billing", "tier": "gold"}),
+				Expect: Expect{Decision: OutcomeAllow}, File: "t.yaml", Line: 2}},
 		{"anchors_share_a_token",
 			"tests:\n  - name: e\n    request: { method: GET, path: /x }\n    token: &t { scopes: [a] }\n    expect: allow\n" +
 				"  - name: f\n    request: { method: GET, path: /y }\n    token: *t\n    expect: deny\n",

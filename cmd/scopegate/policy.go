@@ -7,12 +7,13 @@ import (
 	"strings"
 
 	"github.com/scopegate/scopegate/internal/policytool"
+	"github.com/scopegate/scopegate/policy"
 )
 
 const policyUsage = `Usage:
   scopegate policy check [--strict] [--format text|json] FILE...
-  scopegate policy test [--format text|json] [--junit FILE] POLICY [TESTFILE...]
-  scopegate policy explain --method M --path P [--host H] [--scopes a,b] [--client C] [--issuer I] [--audience a,b] [--no-token] [--format text|json] POLICY
+  scopegate policy test [--format text|json] [--junit FILE] [--principal P] [--context K=V]... POLICY [TESTFILE...]
+  scopegate policy explain --method M --path P [--host H] [--principal P] [--context K=V]... [--scopes a,b] [--client C] [--issuer I] [--audience a,b] [--no-token] [--format text|json] POLICY
 
 check validates policy files (and *_test.yaml files of test cases) as the
 server would, and warns of what is valid but likely wrong: exit 0 clean,
@@ -20,7 +21,10 @@ server would, and warns of what is valid but likely wrong: exit 0 clean,
 
 test runs the policy's test cases (its tests section, then the TESTFILEs,
 or POLICY's sibling NAME_test.yaml) through the server's decision code:
-exit 0 when all pass, 1 otherwise.
+exit 0 when all pass, 1 otherwise. --principal and --context give the
+mTLS peer's principal and the route context (Envoy's context_extensions)
+of the test cases: a test case's own request.principal and
+request.context take precedence.
 
 explain shows how the policy decides one request: exit 0 allow, 1 deny,
 2 error.
@@ -73,6 +77,8 @@ func policyTest(args []string, stdout, stderr io.Writer) int {
 	var o policytool.TestOptions
 	fs := policyFlags("test", &o.Format)
 	fs.StringVar(&o.JUnit, "junit", "", "also write a JUnit XML report to this file")
+	fs.StringVar(&o.Principal, "principal", "", "the mTLS peer's principal of test cases without one, such as a SPIFFE ID")
+	fs.Var((*contextFlag)(&o.Context), "context", "a route context pair K=V, as Envoy's context_extensions send it (repeatable)")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
@@ -99,6 +105,8 @@ func policyExplain(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&q.Issuer, "issuer", "", "the token's issuer (iss)")
 	fs.StringVar(&audience, "audience", "", "the token's audiences, comma-separated")
 	fs.BoolVar(&q.NoToken, "no-token", false, "explain a request without a token")
+	fs.StringVar(&q.Principal, "principal", "", "the mTLS peer's principal, such as a SPIFFE ID")
+	fs.Var((*contextFlag)(&q.Context), "context", "a route context pair K=V, as Envoy's context_extensions send it (repeatable)")
 	if code, done := parseFlags(fs, args, stdout, stderr); done {
 		return code
 	}
@@ -108,6 +116,20 @@ func policyExplain(args []string, stdout, stderr io.Writer) int {
 	}
 	q.Scopes, q.Audience = splitList(scopes), splitList(audience)
 	return policytool.Explain(stdout, fs.Arg(0), q, format)
+}
+
+// contextFlag collects repeated --context K=V flags into a route context.
+type contextFlag policy.Context
+
+func (c *contextFlag) String() string { return "" }
+
+func (c *contextFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want K=V, got %q", s)
+	}
+	(*policy.Context)(c).Set(k, v)
+	return nil
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

@@ -30,6 +30,14 @@ func TestPolicyCommands(t *testing.T) {
 	wrong := put("wrong_test.yaml", "tests:\n"+
 		"  - name: anyone may delete\n    request: { method: DELETE, path: /orders/42 }\n    token: { client_id: orders-svc, scopes: [orders:read] }\n    expect: allow\n")
 	junit := filepath.Join(dir, "junit.xml")
+	const workload = "../../policy/testdata/workload.yaml"
+	workloadSrc, err := os.ReadFile(workload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workloadRoutes, _, _ := strings.Cut(string(workloadSrc), "\ntests:")
+	workloadRoutes = put("workload.yaml", workloadRoutes)
+	peerTests := put("peer_test.yaml", "tests:\n  - name: the console\n    request: { method: POST, path: /admin/rebuild }\n    token: none\n    expect: { status: 200, route: billing-admin }\n")
 
 	tests := []struct {
 		name  string
@@ -69,6 +77,18 @@ func TestPolicyCommands(t *testing.T) {
 			"decision:  allow 200 allowed"}},
 		{"explain_without_token", []string{"explain", "--path", "/healthz", "--no-token", example}, 0, []string{
 			"decision:  allow 200 public"}},
+		{"explain_with_principal_and_context", []string{"explain", "--method", "POST", "--path", "/admin/rebuild", "--no-token",
+			"--principal", "spiffe://cluster.local/ns/ops/sa/console", "--context", "route=billing", "--context", "tier=internal", workload}, 0, []string{
+			"request:   POST /admin/rebuild from peer spiffe://cluster.local/ns/ops/sa/console with route context {route: billing, tier: internal}, no token",
+			"winner:    billing-admin: it beats \"billing-api\" because its path /admin/** is more specific",
+			"decision:  allow 200 allowed"}},
+		{"explain_with_the_wrong_principal", []string{"explain", "--path", "/invoices", "--scopes", "billing:read",
+			"--principal", "spiffe://cluster.local/ns/shop/sa/api", "--context", "route=billing", workload}, 1, []string{
+			"decision:  deny 403 principal_not_allowed"}},
+		{"test_with_principal_and_context", []string{"test", "--principal", "spiffe://cluster.local/ns/ops/sa/console", "--context", "route=billing", "--context", "tier=internal", workloadRoutes, peerTests}, 0, []string{
+			"1 passed, 0 failed"}},
+		{"test_without_principal_and_context", []string{"test", workloadRoutes, peerTests}, 1, []string{
+			"0 passed, 1 failed", "got:      deny 401 token_missing, route fallback"}},
 		{"explain_invalid_policy", []string{"explain", "--path", "/", broken}, 2, []string{"error: routes[0].require"}},
 		{"help", []string{"--help"}, 0, []string{"scopegate policy SUBCOMMAND"}},
 	}
@@ -90,7 +110,8 @@ func TestPolicyCommands(t *testing.T) {
 		})
 	}
 
-	data, err := os.ReadFile(junit)
+	var data []byte
+	data, err = os.ReadFile(junit)
 	if err != nil {
 		t.Fatalf("--junit wrote no report: %v", err)
 	}

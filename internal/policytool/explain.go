@@ -14,6 +14,11 @@ type Query struct {
 	Method string
 	Host   string
 	Path   string // as sent
+	// Principal is the mTLS peer's principal, "" for a request without
+	// mutual TLS; Context is its route context, Envoy's
+	// context_extensions.
+	Principal string
+	Context   policy.Context
 	// NoToken explains a request without a token; otherwise the token is
 	// taken as valid, with the claims below.
 	NoToken  bool
@@ -82,7 +87,7 @@ func explain(p *policy.Policy, q Query) *Explanation {
 	if !q.NoToken {
 		c = &authz.Claims{Issuer: q.Issuer, ClientID: q.ClientID, Subject: q.ClientID, Scopes: q.Scopes, Audience: q.Audience}
 	}
-	d := authz.New(p, nil, authz.Options{}).Decide(&authz.Request{Method: q.Method, Host: q.Host, Path: q.Path}, c)
+	d := authz.New(p, nil, authz.Options{}).Decide(&authz.Request{Method: q.Method, Host: q.Host, Path: q.Path, Principal: q.Principal, Context: q.Context}, c)
 	e := &Explanation{
 		Policy:   p.File,
 		Version:  p.Version,
@@ -96,7 +101,7 @@ func explain(p *policy.Policy, q Query) *Explanation {
 		e.Why = "the path is refused before any route is looked at"
 		return e
 	}
-	all := p.MatchAll(q.Method, q.Host, d.Path)
+	all := p.MatchAll(q.Method, q.Host, d.Path, &q.Context)
 	for _, r := range all {
 		e.Routes = append(e.Routes, ExplainedRoute{Name: r.Name, Line: r.Line, Match: describeMatch(r), Effect: r.Effect()})
 	}
@@ -116,14 +121,29 @@ func explain(p *policy.Policy, q Query) *Explanation {
 	win := all[0]
 	e.DryRun = win.DryRun
 	if !win.Public && !win.Deny {
-		e.Lacks = lacks(&win.Require, c)
+		e.Lacks = append(lacksPrincipal(&win.Require, q.Principal), lacks(&win.Require, c)...)
 	}
 	return e
+}
+
+// lacksPrincipal lists what the peer with principal, "" for none, lacks to
+// meet req.
+func lacksPrincipal(req *policy.Requirement, principal string) []string {
+	if req.PrincipalAllowed(principal) {
+		return []string{}
+	}
+	if principal == "" {
+		return []string{fmt.Sprintf("a mutual TLS peer with a principal in [%s] (the request has none)", strings.Join(req.Principals, " "))}
+	}
+	return []string{fmt.Sprintf("a principal in [%s] (the peer's is %q)", strings.Join(req.Principals, " "), principal)}
 }
 
 // lacks lists what the claims c, nil for no token, lack to meet req, nil
 // for a route that asks for any valid token.
 func lacks(req *policy.Requirement, c *authz.Claims) []string {
+	if req != nil && req.PrincipalOnly {
+		return []string{}
+	}
 	if c == nil {
 		return []string{"a token"}
 	}
@@ -161,14 +181,14 @@ func describeMatch(r *policy.Route) string {
 	if len(r.Hosts) > 0 {
 		s += " on host " + strings.Join(r.Hosts, ", ")
 	}
+	if len(r.Context) > 0 {
+		s += " with route context " + policy.ContextOf(r.Context).String()
+	}
 	return s
 }
 
 func describeQuery(q Query) string {
-	s := q.Method + " " + q.Path
-	if q.Host != "" {
-		s += " on host " + q.Host
-	}
+	s := describePeer(q.Method+" "+q.Path, q.Host, q.Principal, q.Context)
 	if q.NoToken {
 		return s + ", no token"
 	}
@@ -177,6 +197,21 @@ func describeQuery(q Query) string {
 		client = "(none)"
 	}
 	return fmt.Sprintf("%s, valid token of client %s with scopes [%s]", s, client, strings.Join(q.Scopes, " "))
+}
+
+// describePeer adds to the request line s what a request says of its
+// host, peer and route context.
+func describePeer(s, host, principal string, ctx policy.Context) string {
+	if host != "" {
+		s += " on host " + host
+	}
+	if principal != "" {
+		s += " from peer " + principal
+	}
+	if !ctx.Empty() {
+		s += " with route context " + ctx.String()
+	}
+	return s
 }
 
 func (e *Explanation) writeText(w io.Writer) {

@@ -260,3 +260,90 @@ func TestExplainNamesTheIssuerARouteRequires(t *testing.T) {
 		}
 	}
 }
+
+const workloadPolicy = "../../policy/testdata/workload.yaml"
+
+func TestExplainPrincipalAndContext(t *testing.T) {
+	billing := policy.ContextOf(map[string]string{"route": "billing"})
+	admin := policy.ContextOf(map[string]string{"route": "billing", "tier": "internal"})
+	tests := []struct {
+		name  string
+		q     Query
+		code  int
+		lines []string
+	}{
+		{"wrong_principal_on_a_tagged_route", Query{Method: "GET", Path: "/invoices", Principal: "spiffe://cluster.local/ns/shop/sa/api", Context: billing, Scopes: []string{"billing:read"}}, 1, []string{
+			"request:   GET /invoices from peer spiffe://cluster.local/ns/shop/sa/api with route context {route: billing}, valid token of client (none) with scopes [billing:read]",
+			"  1. billing-api (line 4): any method /** with route context {route: billing}; requires principals [spiffe://cluster.local/ns/orders/sa/* spiffe://cluster.local/ns/billing/**], scopes all_of [billing:read]",
+			"  2. fallback (line 17): any method /**; requires scopes all_of [api]",
+			`winner:    billing-api: it beats "fallback" because it matches the route context {route: billing} and "fallback" matches none`,
+			`lacks:     a principal in [spiffe://cluster.local/ns/orders/sa/* spiffe://cluster.local/ns/billing/**] (the peer's is "spiffe://cluster.local/ns/shop/sa/api")`,
+			"decision:  deny 403 principal_not_allowed"}},
+		{"no_mutual_tls", Query{Method: "GET", Path: "/invoices", Context: billing, Scopes: []string{"billing:read"}}, 1, []string{
+			"lacks:     a mutual TLS peer with a principal in [",
+			"decision:  deny 403 principal_not_allowed"}},
+		{"principal_only_route_without_a_token", Query{Method: "POST", Path: "/admin/rebuild", Principal: "spiffe://cluster.local/ns/ops/sa/console", Context: admin, NoToken: true}, 0, []string{
+			"  1. billing-admin (line 9): any method /admin/** with route context {route: billing, tier: internal}; requires principals [spiffe://cluster.local/ns/ops/sa/console] and no token",
+			"decision:  allow 200 allowed"}},
+		{"without_the_tag_the_plain_route_decides", Query{Method: "GET", Path: "/invoices", Scopes: []string{"api"}}, 0, []string{
+			"winner:    fallback: it is the only route that matches",
+			"decision:  allow 200 allowed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if code := Explain(&out, workloadPolicy, tt.q, Text); code != tt.code {
+				t.Errorf("exit %d, want %d", code, tt.code)
+			}
+			for _, l := range tt.lines {
+				if !strings.Contains(out.String(), l) {
+					t.Errorf("explanation lacks %q:\n%s", l, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestTestPrincipalAndContext(t *testing.T) {
+	var own bytes.Buffer
+	if code := Test(&own, workloadPolicy, nil, TestOptions{}); code != 0 || !strings.Contains(own.String(), "4 passed, 0 failed") {
+		t.Errorf("the policy's own test cases: exit %d:\n%s", code, own.String())
+	}
+	file := filepath.Join(t.TempDir(), "peer_test.yaml")
+	src := `tests:
+  - name: the console, from the flags
+    request: { method: POST, path: /admin/rebuild }
+    token: none
+    expect: { status: 200, route: billing-admin }
+  - name: its own principal and context take precedence
+    request: { method: GET, path: /invoices, principal: "spiffe://cluster.local/ns/shop/sa/api", context: { tier: public } }
+    token: { scopes: [billing:read] }
+    expect: { status: 403, reason: principal_not_allowed, route: billing-api }
+`
+	if err := os.WriteFile(file, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The policy without its tests section, whose cases the flags would
+	// change too.
+	data, err := os.ReadFile(workloadPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routes, _, _ := strings.Cut(string(data), "\ntests:")
+	pol := filepath.Join(t.TempDir(), "workload.yaml")
+	if err := os.WriteFile(pol, []byte(routes), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code := Test(&out, pol, []string{file}, TestOptions{}); code != 1 || !strings.Contains(out.String(), "--- FAIL: the console, from the flags") {
+		t.Errorf("without the flags: exit %d, want the console's case to fail:\n%s", code, out.String())
+	}
+	out.Reset()
+	o := TestOptions{Principal: "spiffe://cluster.local/ns/ops/sa/console", Context: policy.ContextOf(map[string]string{"route": "billing", "tier": "internal"})}
+	if code := Test(&out, pol, []string{file}, o); code != 0 {
+		t.Errorf("with the flags: exit %d, want 0:\n%s", code, out.String())
+	}
+	if want := "2 passed, 0 failed"; !strings.Contains(out.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, out.String())
+	}
+}

@@ -14,6 +14,12 @@ import (
 type TestOptions struct {
 	Format Format
 	JUnit  string // when set, the file to write a JUnit XML report to
+	// Principal is the mTLS peer's principal of the test cases that do
+	// not give one (--principal).
+	Principal string
+	// Context is added to each test case's route context, whose own
+	// pairs take precedence (--context).
+	Context policy.Context
 }
 
 // TestResult is the result of one test case.
@@ -67,7 +73,7 @@ type TestReport struct {
 // when every test passed, 1 when one failed, a file was invalid, or there
 // was no test to run.
 func Test(w io.Writer, policyFile string, testFiles []string, o TestOptions) int {
-	r := runTests(policyFile, testFiles)
+	r := runTests(policyFile, testFiles, o)
 	if o.Format == JSON {
 		writeJSON(w, r)
 	} else {
@@ -85,7 +91,7 @@ func Test(w io.Writer, policyFile string, testFiles []string, o TestOptions) int
 	return 0
 }
 
-func runTests(policyFile string, testFiles []string) *TestReport {
+func runTests(policyFile string, testFiles []string, o TestOptions) *TestReport {
 	r := &TestReport{Policy: policyFile, Files: []string{}, Errors: []Diagnostic{}, Tests: []TestResult{}}
 	p, err := policy.Load(policyFile)
 	if err != nil {
@@ -121,7 +127,7 @@ func runTests(policyFile string, testFiles []string) *TestReport {
 	}
 	a := authz.New(p, nil, authz.Options{})
 	for _, t := range tests {
-		res := run(a, p, t)
+		res := run(a, p, withDefaults(t, o))
 		if res.Passed {
 			r.Passed++
 		} else {
@@ -132,9 +138,28 @@ func runTests(policyFile string, testFiles []string) *TestReport {
 	return r
 }
 
+// withDefaults returns t with the principal and route context of o added.
+func withDefaults(t *policy.Test, o TestOptions) *policy.Test {
+	if o.Principal == "" && o.Context.Empty() {
+		return t
+	}
+	c := *t
+	if c.Principal == "" {
+		c.Principal = o.Principal
+	}
+	c.Context = policy.Context{}
+	for k, v := range o.Context.All() {
+		c.Context.Set(k, v)
+	}
+	for k, v := range t.Context.All() {
+		c.Context.Set(k, v)
+	}
+	return &c
+}
+
 // run decides one test case.
 func run(a *authz.Authorizer, p *policy.Policy, t *policy.Test) TestResult {
-	d := a.Decide(&authz.Request{Method: t.Method, Host: t.Host, Path: t.Path}, claims(t.Token))
+	d := a.Decide(&authz.Request{Method: t.Method, Host: t.Host, Path: t.Path, Principal: t.Principal, Context: t.Context}, claims(t.Token))
 	e := t.Expect
 	res := TestResult{
 		Name:    t.Name,
@@ -153,10 +178,7 @@ func run(a *authz.Authorizer, p *policy.Policy, t *policy.Test) TestResult {
 
 // describeRequest describes a test case's request and token.
 func describeRequest(t *policy.Test) string {
-	s := t.Method + " " + t.Path
-	if t.Host != "" {
-		s += " on host " + t.Host
-	}
+	s := describePeer(t.Method+" "+t.Path, t.Host, t.Principal, t.Context)
 	tok := t.Token
 	if tok == nil {
 		return s + ", no token"
