@@ -158,6 +158,11 @@ const (
 	ReasonBadPath            Reason = "bad_path"
 	ReasonBadRequest         Reason = "bad_request"
 	ReasonInternal           Reason = "internal_error"
+
+	// The reasons of a refused DPoP proof (RFC 9449), with a *DPoPError.
+	ReasonDPoPProofInvalid      Reason = "dpop_proof_invalid"
+	ReasonDPoPNonceRequired     Reason = "dpop_nonce_required"
+	ReasonDPoPReplayUnavailable Reason = "dpop_replay_unavailable"
 )
 
 // TokenError is a Verifier's refusal of a token.
