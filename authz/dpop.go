@@ -86,6 +86,9 @@ type DPoPReplay struct {
 	// DefaultDPoPReplayEntries. When it is reached, new proofs are refused
 	// until the oldest expire.
 	MaxEntries int `yaml:"max_entries"`
+	// RedisTimeout bounds the replay check in Redis; zero means
+	// DefaultRedisTimeout.
+	RedisTimeout time.Duration `yaml:"redis_timeout"`
 }
 
 // Validate returns the problems of the settings, each naming its field.
@@ -118,6 +121,9 @@ func (d *DPoP) Validate() []FieldError {
 	}
 	if d.Replay.MaxEntries < 0 {
 		add("replay.max_entries", "must not be negative")
+	}
+	if d.Replay.RedisTimeout < 0 {
+		add("replay.redis_timeout", "must not be negative")
 	}
 	return errs
 }
@@ -246,7 +252,11 @@ func NewDPoPVerifier(d DPoP, client redis.UniversalClient) (*DPoPVerifier, error
 		entries = DefaultDPoPReplayEntries
 	}
 	if client != nil {
-		v.replay = &redisReplay{client: client, timeout: DefaultRedisTimeout}
+		timeout := d.Replay.RedisTimeout
+		if timeout == 0 {
+			timeout = DefaultRedisTimeout
+		}
+		v.replay = &redisReplay{client: client, timeout: timeout}
 		if d.Replay.FailOpenWithoutRedis {
 			v.fallback = newMemoryReplay(entries)
 		}
