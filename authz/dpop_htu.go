@@ -16,6 +16,7 @@ var (
 	errHTUScheme    = errors.New("htu: the scheme is not http or https")
 	errHTUAuthority = errors.New("htu: the authority is not a host with an optional port")
 	errHTUPath      = errors.New("htu: the path is not a URI path")
+	errHTUQuery     = errors.New("htu: has a query or fragment")
 )
 
 // dpopHTU returns the URI that the htu of a proof for the request must
@@ -27,11 +28,13 @@ func dpopHTU(scheme, host, path string) (string, error) {
 	return buildHTU(scheme, host, path)
 }
 
-// normalizeHTU returns the htu claim htu normalized, without its query and
-// fragment.
+// normalizeHTU returns the htu claim htu normalized. An htu is without
+// query and fragment (RFC 9449 §4.2): one with either is malformed, and
+// refused rather than read as the URI without them.
 func normalizeHTU(htu string) (string, error) {
-	htu, _, _ = strings.Cut(htu, "#")
-	htu, _, _ = strings.Cut(htu, "?")
+	if strings.ContainsAny(htu, "?#") {
+		return "", errHTUQuery
+	}
 	scheme, rest, ok := strings.Cut(htu, "://")
 	if !ok {
 		return "", errHTUScheme
