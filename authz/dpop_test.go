@@ -2,9 +2,11 @@ package authz_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -469,4 +471,76 @@ func alter(s string) string {
 		return "B" + s[1:]
 	}
 	return "A" + s[1:]
+}
+
+// FuzzDPoPProof holds the verifier to never panicking, and to accepting a
+// proof only when go-jose, another implementation, finds it signed by the
+// key of its jwk header.
+func FuzzDPoPProof(f *testing.F) {
+	now := time.Now()
+	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+		key := testutil.NewDPoPKey(f, alg)
+		good := key.Proof(f, dpopMethod, dpopURI, dpopToken, now, nil)
+		f.Add(good)
+		f.Add(good + "," + good)
+		f.Add(key.Proof(f, dpopMethod, dpopURI, dpopToken, now, func(p *testutil.DPoPProof) {
+			p.Header["jwk"].(map[string]any)["d"] = "AAAA"
+		}))
+	}
+	check := authz.DPoPCheck{Method: dpopMethod, HTU: dpopURI, AccessToken: dpopToken}
+	f.Fuzz(func(t *testing.T, proof string) {
+		v := newDPoPVerifier(t, authz.DPoP{}, nil)
+		jkt, err := v.Verify(context.Background(), proof, check, now)
+		if err != nil {
+			var de *authz.DPoPError
+			if !errors.As(err, &de) {
+				t.Fatalf("Verify: %v; want a *DPoPError", err)
+			}
+			return
+		}
+		jws, err := jose.ParseSigned(proof, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.PS256})
+		if err != nil {
+			t.Fatalf("Verify accepted a proof that go-jose cannot parse: %v", err)
+		}
+		jwk := jws.Signatures[0].Protected.JSONWebKey
+		if jwk == nil || !jwk.IsPublic() {
+			t.Fatalf("Verify accepted a proof without a public jwk")
+		}
+		if _, err := jws.Verify(jwk); err != nil {
+			t.Fatalf("Verify accepted a proof not signed by its jwk: %v", err)
+		}
+		if thumb, _ := jwk.Thumbprint(crypto.SHA256); base64.RawURLEncoding.EncodeToString(thumb) != jkt {
+			t.Fatalf("Verify returned jkt %q, not the thumbprint of the jwk", jkt)
+		}
+	})
+}
+
+// BenchmarkDPoPVerify measures a proof's verification with the
+// in-process replay check, per algorithm. Proofs are made beforehand: each
+// is accepted once.
+func BenchmarkDPoPVerify(b *testing.B) {
+	const pool = 512
+	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+		key := testutil.NewDPoPKey(b, alg)
+		now := time.Now()
+		proofs := make([]string, pool)
+		for i := range proofs {
+			proofs[i] = key.Proof(b, dpopMethod, dpopURI, dpopToken, now, nil)
+		}
+		check := authz.DPoPCheck{Method: dpopMethod, HTU: dpopURI, AccessToken: dpopToken, JKT: key.JKT}
+		b.Run(alg, func(b *testing.B) {
+			var v *authz.DPoPVerifier
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%pool == 0 { // a new verifier, which has seen none of the proofs
+					b.StopTimer()
+					v = newDPoPVerifier(b, authz.DPoP{}, nil)
+					b.StartTimer()
+				}
+				if _, err := v.Verify(context.Background(), proofs[i%pool], check, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
