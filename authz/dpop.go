@@ -306,6 +306,9 @@ func (v *DPoPVerifier) Verify(ctx context.Context, proof string, c DPoPCheck, no
 		return "", proofInvalid("the request has more than one DPoP proof", nil)
 	case len(proof) > maxDPoPProof:
 		return "", proofInvalid("the DPoP proof is too large", nil)
+	case c.AccessToken == "":
+		// At a resource server a proof always goes with a token (§7.1).
+		return "", proofInvalid("the DPoP proof comes without an access token", nil)
 	}
 	var claims dpopClaims
 	var keyErr *DPoPError
@@ -331,7 +334,7 @@ func (v *DPoPVerifier) Verify(ctx context.Context, proof string, c DPoPCheck, no
 		}
 		return "", proofInvalid("the DPoP proof's alg is not one of "+strings.Join(v.algs, " "), err)
 	}
-	if claims.HTM != c.Method {
+	if claims.HTM == "" || claims.HTM != c.Method {
 		return "", proofInvalid("the DPoP proof's htm is not the request's method", nil)
 	}
 	if htu, err := normalizeHTU(claims.HTU); err != nil || htu != c.HTU {

@@ -124,6 +124,7 @@ func TestDPoPVerifyRefusesAttacks(t *testing.T) {
 		{name: "htu missing", change: func(p *testutil.DPoPProof) { delete(p.Claims, "htu") }, desc: "htu"},
 		{name: "htm of another method", method: "GET", desc: "htm"},
 		{name: "htm in lowercase", method: "post", desc: "htm"},
+		{name: "htm missing", change: func(p *testutil.DPoPProof) { delete(p.Claims, "htm") }, desc: "htm"},
 		{name: "ath of another token", token: "another-token", desc: "ath"},
 		{name: "ath missing", change: func(p *testutil.DPoPProof) { delete(p.Claims, "ath") }, desc: "ath"},
 		{name: "no jwk", change: func(p *testutil.DPoPProof) { p.Header["jwk"] = nil }, desc: "no jwk"},
@@ -543,4 +544,14 @@ func BenchmarkDPoPVerify(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestDPoPVerifyRefusesAProofWithoutAnAccessToken(t *testing.T) {
+	key := testutil.NewDPoPKey(t, "ES256")
+	v := newDPoPVerifier(t, authz.DPoP{}, nil)
+	now := time.Now()
+	c := dpopCheck(t)
+	c.AccessToken = ""
+	_, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, "", now, nil), c, now)
+	wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, "without an access token")
 }
