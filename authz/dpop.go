@@ -187,8 +187,10 @@ type DPoPCheck struct {
 	HTU string
 	// AccessToken is the token the request carries, that ath must hash.
 	AccessToken string
-	// JKT, when set, is the token's cnf.jkt: a proof by another key is
-	// refused before its jti is recorded.
+	// JKT is the token's cnf.jkt, the thumbprint of the key it is bound
+	// to: a proof by another key is refused before its jti is recorded.
+	// It is required, so that no caller can forget the comparison: a
+	// token without one is not a DPoP-bound token.
 	JKT string
 }
 
@@ -296,8 +298,9 @@ var privateJWKMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "p
 // Verify verifies the DPoP proof, the value of the request's single DPoP
 // header, for the request c, at now, as RFC 9449 §4.3 lists, and records
 // its jti. It returns the RFC 7638 SHA-256 thumbprint of the proof's key,
-// base64url-encoded, to compare with the token's cnf.jkt. Every refusal is
-// a *DPoPError.
+// base64url-encoded, which is c.JKT. Every refusal is a *DPoPError. Call it
+// once the access token is verified, so that proofs sent with tokens that
+// are not good fill no replay store.
 func (v *DPoPVerifier) Verify(ctx context.Context, proof string, c DPoPCheck, now time.Time) (jkt string, err error) {
 	switch {
 	case proof == "":
@@ -309,6 +312,8 @@ func (v *DPoPVerifier) Verify(ctx context.Context, proof string, c DPoPCheck, no
 	case c.AccessToken == "":
 		// At a resource server a proof always goes with a token (§7.1).
 		return "", proofInvalid("the DPoP proof comes without an access token", nil)
+	case c.JKT == "":
+		return "", proofInvalid("the access token is not bound to a DPoP key (cnf.jkt)", nil)
 	}
 	var claims dpopClaims
 	var keyErr *DPoPError
@@ -357,7 +362,7 @@ func (v *DPoPVerifier) Verify(ctx context.Context, proof string, c DPoPCheck, no
 	if subtle.ConstantTimeCompare([]byte(claims.ATH), []byte(want)) != 1 {
 		return "", proofInvalid("the DPoP proof's ath is not the hash of the access token", nil)
 	}
-	if c.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(c.JKT)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(jkt), []byte(c.JKT)) != 1 {
 		return "", proofInvalid("the DPoP proof's key is not the one the token is bound to (cnf.jkt)", nil)
 	}
 	if v.nonces != nil && !v.nonces.valid(claims.Nonce, now) {

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,14 +31,15 @@ const (
 	dpopURI    = "https://api.example.com/v1/payments"
 )
 
-// dpopCheck is the check of a POST to dpopURI with dpopToken.
-func dpopCheck(t *testing.T) authz.DPoPCheck {
+// dpopCheck is the check of a POST to dpopURI with dpopToken, bound to
+// key.
+func dpopCheck(t *testing.T, key *testutil.DPoPKey) authz.DPoPCheck {
 	t.Helper()
 	htu, err := authz.DPoPHTU("https", "API.example.com:443", "/v1/payments?amount=10")
 	if err != nil || htu != dpopURI {
 		t.Fatalf("DPoPHTU = %q, %v; want %q", htu, err, dpopURI)
 	}
-	return authz.DPoPCheck{Method: dpopMethod, HTU: htu, AccessToken: dpopToken}
+	return authz.DPoPCheck{Method: dpopMethod, HTU: htu, AccessToken: dpopToken, JKT: key.JKT}
 }
 
 // slowRedis gives Redis the time a loaded test machine may need.
@@ -71,9 +73,7 @@ func TestDPoPVerifyAcceptsAProofOfEachAlgorithm(t *testing.T) {
 			key := testutil.NewDPoPKey(t, alg)
 			v := newDPoPVerifier(t, authz.DPoP{}, nil)
 			now := time.Now()
-			c := dpopCheck(t)
-			c.JKT = key.JKT
-			jkt, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), c, now)
+			jkt, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t, key), now)
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
@@ -95,7 +95,7 @@ func TestDPoPThumbprintOfRFC7638(t *testing.T) {
 	proof := key.Proof(t, dpopMethod, dpopURI, dpopToken, now, func(p *testutil.DPoPProof) {
 		p.Header["jwk"] = map[string]any{"kty": "RSA", "n": n, "e": "AQAB", "alg": "RS256", "kid": "2011-04-29"}
 	})
-	c := dpopCheck(t)
+	c := dpopCheck(t, key)
 	c.JKT = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
 	_, err := v.Verify(context.Background(), proof, c, now)
 	wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, "signature is not by its jwk")
@@ -172,6 +172,7 @@ func TestDPoPVerifyRefusesAttacks(t *testing.T) {
 			p.Header["jwk"].(map[string]any)["y"] = "AQ"
 		}, desc: "not a key"},
 		{name: "key not the token's cnf.jkt", jkt: other.JKT, desc: "cnf.jkt"},
+		{name: "token without cnf.jkt", jkt: "-", desc: "not bound to a DPoP key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			key := testutil.NewDPoPKey(t, "ES256")
@@ -182,8 +183,11 @@ func TestDPoPVerifyRefusesAttacks(t *testing.T) {
 			if tc.proof != nil {
 				proof = tc.proof(proof)
 			}
-			c := dpopCheck(t)
+			c := dpopCheck(t, key)
 			c.JKT = or(tc.jkt, key.JKT)
+			if c.JKT == "-" {
+				c.JKT = ""
+			}
 			jkt, err := v.Verify(context.Background(), proof, c, now)
 			de := wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, tc.desc)
 			if jkt != "" || de.Status() != http.StatusUnauthorized || de.Code() != "invalid_dpop_proof" {
@@ -225,7 +229,7 @@ func TestDPoPVerifyAcceptsAnHTUThatNormalizesToTheRequest(t *testing.T) {
 			key := testutil.NewDPoPKey(t, "EdDSA")
 			v := newDPoPVerifier(t, authz.DPoP{}, nil)
 			now := time.Now()
-			if _, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, htu, dpopToken, now, nil), dpopCheck(t), now); err != nil {
+			if _, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, htu, dpopToken, now, nil), dpopCheck(t, key), now); err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
 		})
@@ -238,7 +242,7 @@ func TestDPoPVerifyAcceptsTheEdgesOfTheWindow(t *testing.T) {
 		key := testutil.NewDPoPKey(t, "ES256")
 		v := newDPoPVerifier(t, authz.DPoP{MaxAge: &maxAge, Leeway: &leeway}, nil)
 		now := time.Unix(time.Now().Unix(), 0) // iat has whole seconds
-		if _, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now.Add(iat), nil), dpopCheck(t), now); err != nil {
+		if _, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now.Add(iat), nil), dpopCheck(t, key), now); err != nil {
 			t.Fatalf("iat %v from now: Verify: %v", iat, err)
 		}
 	}
@@ -249,17 +253,17 @@ func TestDPoPVerifyRefusesAReplayedJTI(t *testing.T) {
 	v := newDPoPVerifier(t, authz.DPoP{}, nil)
 	now := time.Now()
 	proof := key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil)
-	if _, err := v.Verify(context.Background(), proof, dpopCheck(t), now); err != nil {
+	if _, err := v.Verify(context.Background(), proof, dpopCheck(t, key), now); err != nil {
 		t.Fatalf("first Verify: %v", err)
 	}
-	_, err := v.Verify(context.Background(), proof, dpopCheck(t), now.Add(time.Second))
+	_, err := v.Verify(context.Background(), proof, dpopCheck(t, key), now.Add(time.Second))
 	wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, "used before")
 
 	// The same jti by another key is another proof.
 	otherKey := testutil.NewDPoPKey(t, "ES256")
 	jti := jtiOf(t, proof)
 	p2 := otherKey.Proof(t, dpopMethod, dpopURI, dpopToken, now, func(p *testutil.DPoPProof) { p.Claims["jti"] = jti })
-	if _, err := v.Verify(context.Background(), p2, dpopCheck(t), now); err != nil {
+	if _, err := v.Verify(context.Background(), p2, dpopCheck(t, otherKey), now); err != nil {
 		t.Fatalf("the same jti by another key: Verify: %v", err)
 	}
 }
@@ -271,37 +275,26 @@ func TestDPoPReplayAcrossInstancesThroughRedis(t *testing.T) {
 	b := newDPoPVerifier(t, slowRedis, redisClient(t, addr))
 	now := time.Now()
 	proof := key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil)
-	if _, err := a.Verify(context.Background(), proof, dpopCheck(t), now); err != nil {
+	if _, err := a.Verify(context.Background(), proof, dpopCheck(t, key), now); err != nil {
 		t.Fatalf("instance a: Verify: %v", err)
 	}
-	_, err := b.Verify(context.Background(), proof, dpopCheck(t), now)
+	_, err := b.Verify(context.Background(), proof, dpopCheck(t, key), now)
 	wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, "used before")
 
 	// What Redis holds is the hash of the key and jti, never the proof,
 	// and it expires with the window.
 	c := redisClient(t, addr)
-	keys, err := c.Keys(context.Background(), authz.DPoPReplayKeyPrefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
+	k := fmt.Sprintf("%s%x", authz.DPoPReplayKeyPrefix, authz.DPoPReplayKey(key.JKT, jtiOf(t, proof)))
+	window := authz.DefaultDPoPMaxAge + authz.DefaultDPoPLeeway
+	if ttl := c.PTTL(context.Background(), k).Val(); ttl <= 0 || ttl > window {
+		t.Fatalf("%s expires in %v; want within the proof window %v", k, ttl, window)
 	}
-	found := false
-	for _, k := range keys {
-		v, _ := c.Get(context.Background(), k).Result()
-		if strings.Contains(k, jtiOf(t, proof)) || strings.Contains(v, jtiOf(t, proof)) || strings.Contains(v, key.JKT) {
-			t.Fatalf("Redis holds the jti or thumbprint in the clear: %s = %q", k, v)
-		}
-		ttl := c.PTTL(context.Background(), k).Val()
-		if ttl > authz.DefaultDPoPMaxAge+authz.DefaultDPoPLeeway {
-			t.Fatalf("%s expires in %v, after the proof window %v", k, ttl, authz.DefaultDPoPMaxAge+authz.DefaultDPoPLeeway)
-		}
-		found = found || ttl > 0
-	}
-	if !found {
-		t.Fatalf("no key under %s with a TTL in Redis", authz.DPoPReplayKeyPrefix)
+	if v := c.Get(context.Background(), k).Val(); strings.Contains(v, jtiOf(t, proof)) || strings.Contains(v, key.JKT) || strings.Contains(v, proof) {
+		t.Fatalf("Redis holds the proof, its jti or its thumbprint: %s = %q", k, v)
 	}
 
 	// A new proof by the same key is accepted by b.
-	if _, err := b.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t), now); err != nil {
+	if _, err := b.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t, key), now); err != nil {
 		t.Fatalf("instance b, a new proof: Verify: %v", err)
 	}
 }
@@ -312,12 +305,12 @@ func TestDPoPReplayFailsClosedWhenRedisIsDown(t *testing.T) {
 	closed := newDPoPVerifier(t, slowRedis, redisClient(t, srv.Addr))
 	open := newDPoPVerifier(t, authz.DPoP{Replay: authz.DPoPReplay{FailOpenWithoutRedis: true, RedisTimeout: 5 * time.Second}}, redisClient(t, srv.Addr))
 	now := time.Now()
-	if _, err := closed.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t), now); err != nil {
+	if _, err := closed.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t, key), now); err != nil {
 		t.Fatalf("Redis up: Verify: %v", err)
 	}
 	srv.Stop()
 
-	_, err := closed.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t), now)
+	_, err := closed.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t, key), now)
 	de := wantDPoPError(t, err, authz.ReasonDPoPReplayUnavailable, "replay")
 	if de.Status() != http.StatusServiceUnavailable || de.Code() != "" {
 		t.Fatalf("Redis down: status %d, code %q; want 503 without error code", de.Status(), de.Code())
@@ -326,10 +319,10 @@ func TestDPoPReplayFailsClosedWhenRedisIsDown(t *testing.T) {
 	// Failing open falls back on this instance's memory: a proof is still
 	// accepted once.
 	proof := key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil)
-	if _, err := open.Verify(context.Background(), proof, dpopCheck(t), now); err != nil {
+	if _, err := open.Verify(context.Background(), proof, dpopCheck(t, key), now); err != nil {
 		t.Fatalf("Redis down, fail_open_without_redis: Verify: %v", err)
 	}
-	_, err = open.Verify(context.Background(), proof, dpopCheck(t), now)
+	_, err = open.Verify(context.Background(), proof, dpopCheck(t, key), now)
 	wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, "used before")
 }
 
@@ -338,16 +331,16 @@ func TestDPoPInProcessReplayIsBoundedAndFailsClosedWhenFull(t *testing.T) {
 	v := newDPoPVerifier(t, authz.DPoP{Replay: authz.DPoPReplay{MaxEntries: 2}}, nil)
 	now := time.Now()
 	for i := range 2 {
-		if _, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t), now); err != nil {
+		if _, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t, key), now); err != nil {
 			t.Fatalf("proof %d: Verify: %v", i, err)
 		}
 	}
-	_, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t), now)
+	_, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t, key), now)
 	wantDPoPError(t, err, authz.ReasonDPoPReplayUnavailable, "replay")
 
 	// Once the first two are out of the window, there is room again.
 	later := now.Add(authz.DefaultDPoPMaxAge + authz.DefaultDPoPLeeway)
-	if _, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, later, nil), dpopCheck(t), later); err != nil {
+	if _, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, later, nil), dpopCheck(t, key), later); err != nil {
 		t.Fatalf("after the window: Verify: %v", err)
 	}
 }
@@ -366,13 +359,13 @@ func TestDPoPNonces(t *testing.T) {
 		return func(p *testutil.DPoPProof) { p.Claims["nonce"] = n }
 	}
 
-	_, err := a.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t), now)
+	_, err := a.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil), dpopCheck(t, key), now)
 	de := wantDPoPError(t, err, authz.ReasonDPoPNonceRequired, "must carry the nonce")
 	if de.Nonce == "" || de.Code() != "use_dpop_nonce" || de.Status() != http.StatusUnauthorized {
 		t.Fatalf("no nonce: nonce %q, code %q, status %d; want a nonce, use_dpop_nonce, 401", de.Nonce, de.Code(), de.Status())
 	}
 	// The nonce a handed out is good at b, which shares its secret.
-	if _, err := b.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, withNonce(de.Nonce)), dpopCheck(t), now.Add(time.Second)); err != nil {
+	if _, err := b.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, now, withNonce(de.Nonce)), dpopCheck(t, key), now.Add(time.Second)); err != nil {
 		t.Fatalf("a's nonce at b: Verify: %v", err)
 	}
 	for _, tc := range []struct {
@@ -385,7 +378,7 @@ func TestDPoPNonces(t *testing.T) {
 		{"a nonce altered", alter(de.Nonce), now},
 		{"not a nonce", "x", now},
 	} {
-		_, err := a.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, tc.at, withNonce(tc.nonce)), dpopCheck(t), tc.at)
+		_, err := a.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, dpopToken, tc.at, withNonce(tc.nonce)), dpopCheck(t, key), tc.at)
 		if de := wantDPoPError(t, err, authz.ReasonDPoPNonceRequired, "not a current one"); de.Nonce == "" {
 			t.Fatalf("%s: no new nonce to send", tc.name)
 		}
@@ -479,8 +472,10 @@ func alter(s string) string {
 // key of its jwk header.
 func FuzzDPoPProof(f *testing.F) {
 	now := time.Now()
+	var jkts []string
 	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
 		key := testutil.NewDPoPKey(f, alg)
+		jkts = append(jkts, key.JKT)
 		good := key.Proof(f, dpopMethod, dpopURI, dpopToken, now, nil)
 		f.Add(good)
 		f.Add(good + "," + good)
@@ -488,15 +483,21 @@ func FuzzDPoPProof(f *testing.F) {
 			p.Header["jwk"].(map[string]any)["d"] = "AAAA"
 		}))
 	}
-	check := authz.DPoPCheck{Method: dpopMethod, HTU: dpopURI, AccessToken: dpopToken}
 	f.Fuzz(func(t *testing.T, proof string) {
 		v := newDPoPVerifier(t, authz.DPoP{}, nil)
-		jkt, err := v.Verify(context.Background(), proof, check, now)
-		if err != nil {
+		var jkt string
+		for _, bound := range jkts {
+			check := authz.DPoPCheck{Method: dpopMethod, HTU: dpopURI, AccessToken: dpopToken, JKT: bound}
+			var err error
+			if jkt, err = v.Verify(context.Background(), proof, check, now); err == nil {
+				break
+			}
 			var de *authz.DPoPError
 			if !errors.As(err, &de) {
 				t.Fatalf("Verify: %v; want a *DPoPError", err)
 			}
+		}
+		if jkt == "" {
 			return
 		}
 		jws, err := jose.ParseSigned(proof, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.PS256})
@@ -550,7 +551,7 @@ func TestDPoPVerifyRefusesAProofWithoutAnAccessToken(t *testing.T) {
 	key := testutil.NewDPoPKey(t, "ES256")
 	v := newDPoPVerifier(t, authz.DPoP{}, nil)
 	now := time.Now()
-	c := dpopCheck(t)
+	c := dpopCheck(t, key)
 	c.AccessToken = ""
 	_, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, "", now, nil), c, now)
 	wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, "without an access token")
