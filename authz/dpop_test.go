@@ -556,3 +556,26 @@ func TestDPoPVerifyRefusesAProofWithoutAnAccessToken(t *testing.T) {
 	_, err := v.Verify(context.Background(), key.Proof(t, dpopMethod, dpopURI, "", now, nil), c, now)
 	wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, "without an access token")
 }
+
+// BenchmarkDPoPVerifyRedis measures an EdDSA proof's verification with the
+// replay check in Redis: the cost of sharing the jtis across instances.
+func BenchmarkDPoPVerifyRedis(b *testing.B) {
+	addr := testutil.Redis(b)
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	b.Cleanup(func() { c.Close() })
+	key := testutil.NewDPoPKey(b, "EdDSA")
+	v := newDPoPVerifier(b, slowRedis, c)
+	now := time.Now()
+	proofs := make([]string, b.N)
+	for i := range proofs {
+		proofs[i] = key.Proof(b, dpopMethod, dpopURI, dpopToken, now, nil)
+	}
+	check := authz.DPoPCheck{Method: dpopMethod, HTU: dpopURI, AccessToken: dpopToken, JKT: key.JKT}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := v.Verify(context.Background(), proofs[i], check, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
