@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -268,10 +267,6 @@ func NewDPoPVerifier(d DPoP, client redis.UniversalClient) (*DPoPVerifier, error
 	return v, nil
 }
 
-// Algorithms returns the algorithms the verifier accepts, for the algs of
-// the challenge.
-func (v *DPoPVerifier) Algorithms() []string { return slices.Clone(v.algs) }
-
 // Nonce returns a fresh nonce to send in a DPoP-Nonce header, or "" when
 // the verifier does not use nonces.
 func (v *DPoPVerifier) Nonce(now time.Time) string {
@@ -357,7 +352,7 @@ func (v *DPoPVerifier) Verify(ctx context.Context, proof string, c DPoPCheck, no
 	if claims.ID == "" {
 		return "", proofInvalid("the DPoP proof has no jti", nil)
 	}
-	ath := sha256.Sum256([]byte(c.AccessToken))
+	ath := TokenKey(c.AccessToken)
 	want := base64.RawURLEncoding.EncodeToString(ath[:])
 	if subtle.ConstantTimeCompare([]byte(claims.ATH), []byte(want)) != 1 {
 		return "", proofInvalid("the DPoP proof's ath is not the hash of the access token", nil)
@@ -408,7 +403,9 @@ func proofKey(t *jwt.Token) (any, string, *DPoPError) {
 		return nil, "", proofInvalid("the DPoP proof's jwk is not a public key", nil)
 	}
 	alg, _ := t.Header["alg"].(string)
-	if !keyFits(jwk.Key, alg) {
+	// As for an issuer's keys, a key that names its alg or use is good
+	// only for those.
+	if !keyFits(jwk.Key, alg) || jwk.Algorithm != "" && jwk.Algorithm != alg || jwk.Use != "" && jwk.Use != "sig" {
 		return nil, "", proofInvalid("the DPoP proof's jwk is not a key for its alg", nil)
 	}
 	thumb, err := jwk.Thumbprint(crypto.SHA256)

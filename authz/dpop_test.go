@@ -168,6 +168,12 @@ func TestDPoPVerifyRefusesAttacks(t *testing.T) {
 		{name: "RSA jwk with alg ES256", change: func(p *testutil.DPoPProof) {
 			p.Header["jwk"] = rsaKey.JWK
 		}, desc: "not a key for its alg"},
+		{name: "jwk for another alg", change: func(p *testutil.DPoPProof) {
+			p.Header["jwk"].(map[string]any)["alg"] = "ES384"
+		}, desc: "not a key for its alg"},
+		{name: "jwk for encryption", change: func(p *testutil.DPoPProof) {
+			p.Header["jwk"].(map[string]any)["use"] = "enc"
+		}, desc: "not a key for its alg"},
 		{name: "EC jwk off its curve", change: func(p *testutil.DPoPProof) {
 			p.Header["jwk"].(map[string]any)["y"] = "AQ"
 		}, desc: "not a key"},
