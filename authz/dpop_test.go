@@ -585,3 +585,56 @@ func BenchmarkDPoPVerifyRedis(b *testing.B) {
 		}
 	}
 }
+
+// TestDPoPReplayAcceptsAProofOnceUnderConcurrency sends one proof from
+// many goroutines at once, to one instance in memory and to two sharing
+// Redis: exactly one is accepted.
+func TestDPoPReplayAcceptsAProofOnceUnderConcurrency(t *testing.T) {
+	addr := testutil.Redis(t)
+	for _, tc := range []struct {
+		name      string
+		verifiers func(t *testing.T) []*authz.DPoPVerifier
+	}{
+		{"in process", func(t *testing.T) []*authz.DPoPVerifier {
+			return []*authz.DPoPVerifier{newDPoPVerifier(t, authz.DPoP{}, nil)}
+		}},
+		{"two instances through Redis", func(t *testing.T) []*authz.DPoPVerifier {
+			return []*authz.DPoPVerifier{newDPoPVerifier(t, slowRedis, redisClient(t, addr)), newDPoPVerifier(t, slowRedis, redisClient(t, addr))}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := testutil.NewDPoPKey(t, "EdDSA")
+			vs := tc.verifiers(t)
+			now := time.Now()
+			proof := key.Proof(t, dpopMethod, dpopURI, dpopToken, now, nil)
+			c := dpopCheck(t, key)
+			const n = 16
+			errs := make(chan error, n)
+			for i := range n {
+				go func() {
+					_, err := vs[i%len(vs)].Verify(context.Background(), proof, c, now)
+					errs <- err
+				}()
+			}
+			accepted := 0
+			deadline := time.After(30 * time.Second)
+			for range n {
+				var err error
+				select {
+				case err = <-errs:
+				case <-deadline:
+					t.Fatalf("waited 30s for the %d concurrent Verify calls to return", n)
+				}
+				switch {
+				case err == nil:
+					accepted++
+				default:
+					wantDPoPError(t, err, authz.ReasonDPoPProofInvalid, "used before")
+				}
+			}
+			if accepted != 1 {
+				t.Fatalf("%d of %d concurrent uses of one proof accepted; want 1", accepted, n)
+			}
+		})
+	}
+}
