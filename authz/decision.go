@@ -45,6 +45,13 @@ type Decision struct {
 	// header of an allow.
 	Principal     string
 	PolicyVersion string
+	// DPoP marks a deny whose challenge is a DPoP one (RFC 9449 §7.1):
+	// the request used the DPoP scheme, its token is bound to a DPoP key,
+	// or its route requires binding: dpop.
+	DPoP bool
+	// DPoPNonce is the nonce for the DPoP-Nonce header of the answer, or
+	// "" for none.
+	DPoPNonce string
 }
 
 // HeaderNames names the headers that carry the caller's identity upstream.
@@ -71,6 +78,9 @@ type Options struct {
 	Realm        string // the RFC 6750 realm; default "scopegate"
 	MaxTokenSize int    // default DefaultMaxTokenSize
 	Headers      HeaderNames
+	// DPoP verifies the proofs of requests with the DPoP scheme
+	// (RFC 9449). Nil refuses that scheme as any other but Bearer.
+	DPoP *DPoPVerifier
 }
 
 // Authorizer decides requests: it finds the route in the policy, verifies
@@ -85,12 +95,13 @@ type Authorizer struct {
 	// upstream, so that callers cannot send their own values of them.
 	identity            []identityHeader
 	removeAuthorization bool
+	dpop                *DPoPVerifier
 }
 
 // New returns an Authorizer that decides against p with tokens checked by v.
 func New(p *policy.Policy, v Verifier, opts Options) *Authorizer {
 	a := &Authorizer{verifier: v, realm: opts.Realm, maxToken: opts.MaxTokenSize,
-		identity: opts.Headers.identity(), removeAuthorization: opts.Headers.RemoveAuthorization}
+		identity: opts.Headers.identity(), removeAuthorization: opts.Headers.RemoveAuthorization, dpop: opts.DPoP}
 	if a.realm == "" {
 		a.realm = "scopegate"
 	}
@@ -188,11 +199,16 @@ func (a *Authorizer) Check(ctx context.Context, r *Request) Decision {
 	p := a.policy.Load()
 	d, route, decided := match(p, r, true)
 	if !decided {
-		token, reason, desc := bearer(r.Authorization, a.maxToken)
-		if reason != "" {
+		if a.dpop != nil && hasScheme(r.Authorization, dpopScheme) {
+			d = a.verifyDPoP(ctx, d, route, r)
+		} else if token, reason, desc := bearer(r.Authorization, a.maxToken); reason != "" {
 			d = d.badBearer(reason, desc)
 		} else {
 			d = a.verify(ctx, d, route, r, token, nil)
+		}
+		if !d.Allow && a.dpop != nil && (d.Reason == ReasonDPoPRequired ||
+			route != nil && route.Require.Binding == policy.BindingDPoP) {
+			d.DPoP = true
 		}
 	}
 	return d.dryRun(p, route)
@@ -276,29 +292,46 @@ func match(p *policy.Policy, r *Request, needHost bool) (d Decision, route *poli
 // verified DPoP proof, or nil for a token sent as Bearer: a token bound to
 // a DPoP key is then refused.
 func (a *Authorizer) verify(ctx context.Context, d Decision, route *policy.Route, r *Request, token string, proofKey *[32]byte) Decision {
-	claims, err := verifyFrom(ctx, a.verifier, token, r.Peer)
-	if err != nil {
-		te := tokenError(err)
-		switch {
-		case te.Unavailable:
-			return d.deny(http.StatusServiceUnavailable, te.Reason, "", te.Description)
-		case te.Reason == ReasonInternal:
-			return d.deny(http.StatusInternalServerError, te.Reason, "", te.Description)
-		}
-		return d.deny(http.StatusUnauthorized, te.Reason, "invalid_token", te.Description)
+	claims, d, ok := a.verifyToken(ctx, d, r, token)
+	if !ok {
+		return d
 	}
-	if claims == nil {
-		return d.deny(http.StatusInternalServerError, ReasonInternal, "", "the token could not be verified")
-	}
-	if !headerSafe(claims) {
-		return d.deny(http.StatusUnauthorized, ReasonTokenInvalid, "invalid_token", "the token's identity claims hold characters that cannot go into a header")
-	}
+	return a.confirmed(d, route, r, claims, proofKey)
+}
+
+// confirmed confirms the binding of claims, a verified token's, and
+// decides with them.
+func (a *Authorizer) confirmed(d Decision, route *policy.Route, r *Request, claims *Claims, proofKey *[32]byte) Decision {
 	// RFC 8705 section 3 and RFC 9449 section 7.2: a bound token is
 	// accepted only with its binding confirmed, never as a bearer token.
 	if te := claims.Confirmation.confirm(r.Certificate, proofKey); te != nil {
 		return d.deny(http.StatusUnauthorized, te.Reason, "invalid_token", te.Description)
 	}
 	return authorize(d, route, claims)
+}
+
+// verifyToken verifies token, the token of r, and checks that its claims
+// can go upstream. It reports false with d turned into the deny when they
+// cannot.
+func (a *Authorizer) verifyToken(ctx context.Context, d Decision, r *Request, token string) (*Claims, Decision, bool) {
+	claims, err := verifyFrom(ctx, a.verifier, token, r.Peer)
+	if err != nil {
+		te := tokenError(err)
+		switch {
+		case te.Unavailable:
+			return nil, d.deny(http.StatusServiceUnavailable, te.Reason, "", te.Description), false
+		case te.Reason == ReasonInternal:
+			return nil, d.deny(http.StatusInternalServerError, te.Reason, "", te.Description), false
+		}
+		return nil, d.deny(http.StatusUnauthorized, te.Reason, "invalid_token", te.Description), false
+	}
+	if claims == nil {
+		return nil, d.deny(http.StatusInternalServerError, ReasonInternal, "", "the token could not be verified"), false
+	}
+	if !headerSafe(claims) {
+		return nil, d.deny(http.StatusUnauthorized, ReasonTokenInvalid, "invalid_token", "the token's identity claims hold characters that cannot go into a header"), false
+	}
+	return claims, d, true
 }
 
 // headerSafe reports whether every claim that goes upstream as a header
@@ -421,6 +454,12 @@ func (d Decision) deny(status int, reason Reason, code, desc string) Decision {
 	return d
 }
 
+// hasScheme reports whether the authorization header h starts with
+// scheme, which is lower case and ends in a space, case-insensitively.
+func hasScheme(h, scheme string) bool {
+	return len(h) >= len(scheme) && strings.EqualFold(h[:len(scheme)], scheme)
+}
+
 // bearer extracts the token from an authorization header value. The scheme
 // is case-insensitive and exactly one token must follow it: a header that
 // Envoy joined from several authorization headers is malformed.
@@ -488,10 +527,15 @@ func (a *Authorizer) Upstream(d *Decision) iter.Seq2[string, string] {
 }
 
 // Challenge returns the WWW-Authenticate value of a deny, or "" when the
-// deny has none (a 403 that no token could fix).
+// deny has none (a 403 that no token could fix). A deny marked DPoP gets a
+// DPoP challenge with the accepted algs (RFC 9449 §7.1) instead of a
+// Bearer one.
 func (a *Authorizer) Challenge(d *Decision) string {
 	if d.Allow || (d.Status != http.StatusUnauthorized && d.Error != "insufficient_scope") {
 		return ""
+	}
+	if d.DPoP && a.dpop != nil {
+		return a.dpop.Challenge(a.realm, d.Error, d.Description)
 	}
 	var b strings.Builder
 	b.WriteString(`Bearer realm="`)

@@ -149,6 +149,9 @@ func (s *HTTPServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c := s.Authorizer.Challenge(&d); c != "" {
 		h.Set("WWW-Authenticate", c)
 	}
+	if d.DPoPNonce != "" {
+		h.Set("DPoP-Nonce", d.DPoPNonce)
+	}
 	w.WriteHeader(status)
 	w.Write(d.AppendBody(nil))
 }

@@ -531,6 +531,9 @@ func appendDenied(b []byte, a *authz.Authorizer, d *authz.Decision) []byte {
 		if c := a.Challenge(d); c != "" {
 			b = appendHeader(b, deniedHeaders, "www-authenticate", c)
 		}
+		if d.DPoPNonce != "" {
+			b = appendHeader(b, deniedHeaders, "dpop-nonce", d.DPoPNonce)
+		}
 		return appendMessage(b, deniedBody, d.AppendBody)
 	})
 	return appendMetadata(b, d)
