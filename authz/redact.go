@@ -13,20 +13,33 @@ const minRedactedBearer = 8
 
 // BearerToken returns the token of the authorization header h, as Redact
 // and the audit log's token_sha256 take it: what follows a
-// case-insensitive "Bearer" and spaces or tabs, up to the next space, tab
-// or comma, or "" when h holds none. Unlike the check, it takes the token
-// whether or not the header is well formed, so that the token of a header
-// that the check refuses (sent twice, or after a tab) is still redacted.
+// case-insensitive "Bearer" or "DPoP" and spaces or tabs, up to the next
+// space, tab or comma, or "" when h holds none. Unlike the check, it takes
+// the token whether or not the header is well formed, so that the token of
+// a header that the check refuses (sent twice, or after a tab) is still
+// redacted.
 func BearerToken(h string) string {
-	const scheme = "bearer"
-	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' && h[len(scheme)] != '\t' {
+	n := schemeLen(h, "bearer")
+	if n == 0 {
+		n = schemeLen(h, "dpop")
+	}
+	if n == 0 {
 		return ""
 	}
-	t := strings.TrimLeft(h[len(scheme):], " \t")
+	t := strings.TrimLeft(h[n:], " \t")
 	if i := strings.IndexAny(t, " \t,"); i >= 0 {
 		t = t[:i]
 	}
 	return t
+}
+
+// schemeLen returns the length of scheme when h starts with it, case
+// insensitively, followed by a space or tab, else 0.
+func schemeLen(h, scheme string) int {
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) || h[len(scheme)] != ' ' && h[len(scheme)] != '\t' {
+		return 0
+	}
+	return len(scheme)
 }
 
 // Redact returns s with every token in it replaced by RedactedToken: each

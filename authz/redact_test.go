@@ -52,6 +52,10 @@ func TestBearerToken(t *testing.T) {
 		"Bearerabc":             "",
 		"Bearer ":               "",
 		"Basic dXNlcjp":         "",
+		"DPoP abc":              "abc",
+		"dpop\tabc,DPoP xyz":    "abc",
+		"DPoPabc":               "",
+		"DPoP ":                 "",
 		"":                      "",
 	} {
 		if got := authz.BearerToken(h); got != want {

@@ -79,14 +79,20 @@ func slogLine(now time.Time, r *authz.Request, d *authz.Decision, took time.Dura
 }
 
 // slogBearer is the token of the authorization header h: the first word
-// after a "Bearer" that a space or tab ends, words being separated by
-// spaces, tabs and commas.
+// after a "Bearer" or "DPoP" that a space or tab ends, words being
+// separated by spaces, tabs and commas.
 func slogBearer(h string) string {
-	if len(h) < 7 || !strings.EqualFold(h[:6], "bearer") || !strings.ContainsRune(" \t", rune(h[6])) {
+	n := 0
+	for _, scheme := range []string{"bearer", "dpop"} {
+		if len(h) > len(scheme) && strings.EqualFold(h[:len(scheme)], scheme) && strings.ContainsRune(" \t", rune(h[len(scheme)])) {
+			n = len(scheme)
+		}
+	}
+	if n == 0 {
 		return ""
 	}
-	words := strings.FieldsFunc(h[6:], func(r rune) bool { return r == ' ' || r == '\t' || r == ',' })
-	if len(words) == 0 || strings.HasPrefix(strings.TrimLeft(h[6:], " \t"), ",") {
+	words := strings.FieldsFunc(h[n:], func(r rune) bool { return r == ' ' || r == '\t' || r == ',' })
+	if len(words) == 0 || strings.HasPrefix(strings.TrimLeft(h[n:], " \t"), ",") {
 		return ""
 	}
 	return words[0]
@@ -163,6 +169,11 @@ func TestAuditLineIsSlogs(t *testing.T) {
 		{"no token", func() *authz.Request { r := request(); r.Authorization = ""; return r }(), &deny, 0},
 		{"basic credentials", func() *authz.Request { r := request(); r.Authorization = "Basic dXNlcjpwYXNz"; return r }(), &deny, 0},
 		{"bearer in capitals, spaces before the token", func() *authz.Request { r := request(); r.Authorization = "BEARER   " + token; return r }(), &deny, 0},
+		{"DPoP token, the proof's path holding it", func() *authz.Request {
+			r := request()
+			r.Authorization, r.Path = "DPoP "+token, "/x/"+token
+			return r
+		}(), &deny, 0},
 		{"bearer and no token", func() *authz.Request { r := request(); r.Authorization = "Bearer    "; return r }(), &deny, 0},
 		{"long fields clipped", func() *authz.Request {
 			r := request()
