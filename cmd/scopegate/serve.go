@@ -108,7 +108,15 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer v.Close()
-	a := authz.New(pol, v, cfg.AuthzOptions())
+	opts := cfg.AuthzOptions()
+	dpop, closeDPoP, err := newDPoP(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "scopegate serve: %v\n", err)
+		return 1
+	}
+	defer closeDPoP()
+	opts.DPoP = dpop
+	a := authz.New(pol, v, opts)
 	o.collect(v, pol)
 
 	grpcLis, err := net.Listen("tcp", cfg.Listen.GRPC)

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/scopegate/scopegate/authz"
 	"github.com/scopegate/scopegate/internal/config"
@@ -42,6 +45,31 @@ func newVerifier(ctx context.Context, cfg *config.Config, out outbound, logger *
 		v.jwt, v.Router.JWT = jwt, jwt
 	}
 	return v, nil
+}
+
+// newDPoP returns the DPoP proof verifier of cfg, nil when cfg has no dpop
+// block, and the function that closes its Redis client. Proof jtis go to
+// the introspection cache's Redis, shared by every instance, when one is
+// configured, and to this instance's memory otherwise.
+func newDPoP(cfg *config.Config) (*authz.DPoPVerifier, func(), error) {
+	if cfg.DPoP == nil {
+		return nil, func() {}, nil
+	}
+	var client redis.UniversalClient
+	closeClient := func() {}
+	if r := cfg.DPoPRedis(); r != nil {
+		c, err := r.NewClient()
+		if err != nil {
+			return nil, nil, fmt.Errorf("dpop: %w", err)
+		}
+		client, closeClient = c, func() { c.Close() }
+	}
+	v, err := authz.NewDPoPVerifier(*cfg.DPoP, client)
+	if err != nil {
+		closeClient()
+		return nil, nil, err
+	}
+	return v, closeClient, nil
 }
 
 // Ready reports whether every issuer's keys were fetched once.

@@ -31,7 +31,12 @@ type Config struct {
 	// Introspection, when set, checks opaque tokens (and the JWTs of
 	// issuers marked introspect_jwts) with RFC 7662 introspection.
 	Introspection *authz.Introspection `yaml:"introspection"`
-	Policy        struct {
+	// DPoP, when set, accepts DPoP-bound tokens sent with the DPoP scheme
+	// and their proofs (RFC 9449). Proof jtis are remembered in the
+	// introspection cache's Redis when one is configured, else in this
+	// instance's memory.
+	DPoP   *authz.DPoP `yaml:"dpop"`
+	Policy struct {
 		File string `yaml:"file"` // relative to the config file's folder
 	} `yaml:"policy"`
 	// Realm is the realm of RFC 6750 challenges.
@@ -107,6 +112,15 @@ func (a *Audit) SampleRate() float64 {
 type JWKS struct {
 	RefreshInterval time.Duration `yaml:"refresh_interval"` // default 5m
 	RefetchCooldown time.Duration `yaml:"refetch_cooldown"` // default 10s
+}
+
+// DPoPRedis returns the Redis settings that DPoP proof jtis are recorded
+// in: the introspection cache's, or nil for none.
+func (c *Config) DPoPRedis() *authz.Redis {
+	if c.Introspection == nil {
+		return nil
+	}
+	return c.Introspection.Cache.Redis
 }
 
 // Resolution says which of the files and environment variables that a
@@ -290,6 +304,14 @@ func (c *Config) validate() yamlfile.Errors {
 		}
 		if iss.IntrospectJWTs && c.Introspection == nil {
 			errs = append(errs, f.Errorf(path+".introspect_jwts", "needs the introspection block"))
+		}
+	}
+	if d := c.DPoP; d != nil {
+		for _, fe := range d.Validate() {
+			errs = append(errs, f.Errorf("$.dpop."+fe.Field, "%s", fe.Msg))
+		}
+		if d.NonceSecretFile != "" {
+			d.NonceSecretFile = c.relative(d.NonceSecretFile)
 		}
 	}
 	if in := c.Introspection; in != nil {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseReportsEveryProblemWithLineAndField(t *testing.T) {
@@ -263,5 +264,41 @@ policy: { file: p.yaml }
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("errors do not contain %q:\n%v", want, err)
 		}
+	}
+}
+
+func TestParseValidatesTheDPoPBlock(t *testing.T) {
+	c, err := Parse("config.yaml", []byte(`issuers:
+  - issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/jwks
+dpop:
+  algorithms: [ES256, HS256]
+  replay: { max_entries: -1 }
+policy: { file: p.yaml }
+`))
+	if c != nil && err == nil {
+		t.Fatal("a dpop block with HS256 and a negative max_entries is accepted")
+	}
+	for _, want := range []string{
+		`config.yaml:5:23: dpop.algorithms[1]: "HS256" is never accepted`,
+		`config.yaml:6:26: dpop.replay.max_entries: must not be negative`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("errors do not contain %q:\n%v", want, err)
+		}
+	}
+	c, err = Parse("config.yaml", []byte(`issuers:
+  - issuer: https://idp.example.com
+    jwks_uri: https://idp.example.com/jwks
+dpop:
+  max_age: 1m
+  use_dpop_nonce: true
+policy: { file: p.yaml }
+`))
+	if err != nil {
+		t.Fatalf("a valid dpop block is refused: %v", err)
+	}
+	if c.DPoP == nil || *c.DPoP.MaxAge != time.Minute || !c.DPoP.UseNonce {
+		t.Fatalf("dpop = %+v, want max_age 1m and use_dpop_nonce", c.DPoP)
 	}
 }
