@@ -182,3 +182,84 @@ func TestHTTPDPoP(t *testing.T) {
 		})
 	}
 }
+
+// TestDPoPNonce holds both listeners to use_dpop_nonce: a proof without a
+// nonce is answered with use_dpop_nonce and a DPoP-Nonce header, and a
+// proof carrying that nonce is accepted.
+func TestDPoPNonce(t *testing.T) {
+	idp := testutil.NewIdP(t)
+	pol, err := policy.Parse("policy.yaml", []byte(dpopPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := authz.NewDPoPVerifier(authz.DPoP{UseNonce: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := authz.New(pol, jwtVerifierFor(t, idp), authz.Options{DPoP: v})
+	key := testutil.NewDPoPKey(t, "EdDSA")
+	tok := idp.Token(t, testutil.Confirmation(map[string]any{"jkt": key.JKT}))
+	withNonce := func(nonce string) func(*testutil.DPoPProof) {
+		return func(p *testutil.DPoPProof) { p.Claims["nonce"] = nonce }
+	}
+	t.Run("gRPC", func(t *testing.T) {
+		client := serve(t, a)
+		const htu = "http://api.example.com/payments/1"
+		check := func(proof string) (status int, reason, nonce string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := client.Check(ctx, envoy.CheckRequest("GET", "api.example.com", "/payments/1",
+				map[string]string{"authorization": "DPoP " + tok, "dpop": proof}))
+			if err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			status = http.StatusOK
+			if d := resp.GetDeniedResponse(); d != nil {
+				status = int(d.GetStatus().GetCode())
+				for _, hv := range d.GetHeaders() {
+					if hv.GetHeader().GetKey() == "dpop-nonce" {
+						nonce = hv.GetHeader().GetValue()
+					}
+				}
+			}
+			return status, resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue(), nonce
+		}
+		status, reason, nonce := check(key.Proof(t, "GET", htu, tok, time.Now(), nil))
+		if status != http.StatusUnauthorized || reason != string(authz.ReasonDPoPNonceRequired) || nonce == "" {
+			t.Fatalf("a proof without a nonce: status %d, reason %s, dpop-nonce %q; want 401 %s with a nonce", status, reason, nonce, authz.ReasonDPoPNonceRequired)
+		}
+		if status, reason, _ := check(key.Proof(t, "GET", htu, tok, time.Now(), withNonce(nonce))); status != http.StatusOK {
+			t.Fatalf("a proof with the issued nonce: status %d, reason %s; want an allow", status, reason)
+		}
+	})
+	t.Run("HTTP", func(t *testing.T) {
+		h := serveHTTP(t, &envoy.HTTPServer{Authorizer: a,
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}})
+		check := func(proof string) *http.Response {
+			req, err := http.NewRequest(http.MethodGet, h.url+envoy.EnvoyPathPrefix+"/payments/1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = "api.example.com"
+			req.Header.Set("Authorization", "DPoP "+tok)
+			req.Header.Set("DPoP", proof)
+			req.Header.Set("X-Forwarded-Proto", "https")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			resp.Body.Close()
+			return resp
+		}
+		const htu = "https://api.example.com/payments/1"
+		resp := check(key.Proof(t, "GET", htu, tok, time.Now(), nil))
+		nonce := resp.Header.Get("DPoP-Nonce")
+		if resp.StatusCode != http.StatusUnauthorized || nonce == "" || !strings.Contains(resp.Header.Get("Www-Authenticate"), `error="use_dpop_nonce"`) {
+			t.Fatalf("a proof without a nonce: status %d, DPoP-Nonce %q, WWW-Authenticate %q; want 401 use_dpop_nonce with a nonce",
+				resp.StatusCode, nonce, resp.Header.Get("Www-Authenticate"))
+		}
+		if resp := check(key.Proof(t, "GET", htu, tok, time.Now(), withNonce(nonce))); resp.StatusCode != http.StatusOK {
+			t.Fatalf("a proof with the issued nonce: status %d, reason %s; want an allow", resp.StatusCode, resp.Header.Get("X-Scopegate-Reason"))
+		}
+	})
+}
