@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -34,10 +33,6 @@ const (
 // maxDPoPProof bounds the size of a proof: one with an RSA-4096 key is
 // under 2 KiB.
 const maxDPoPProof = 8 << 10
-
-// dpopAlgorithms are the algorithms a DPoP setting may allow: asymmetric
-// only, since the proof's key is the one it carries.
-var dpopAlgorithms = jwtAlgorithms
 
 // defaultDPoPAlgorithms are the algorithms of a setting that names none.
 var defaultDPoPAlgorithms = []string{"ES256", "EdDSA", "RS256", "PS256"}
@@ -96,16 +91,7 @@ func (d *DPoP) Validate() []FieldError {
 	add := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
 	}
-	for n, alg := range d.Algorithms {
-		field := fmt.Sprintf("algorithms[%d]", n)
-		switch {
-		case slices.Contains(dpopAlgorithms, alg):
-		case strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			add(field, "%q is never accepted: a proof must be signed by the private key of its jwk", alg)
-		default:
-			add(field, "%q is not one of %s", alg, strings.Join(dpopAlgorithms, ", "))
-		}
-	}
+	checkAlgorithms(d.Algorithms, "a proof must be signed by the private key of its jwk", add)
 	if d.MaxAge != nil && (*d.MaxAge <= 0 || *d.MaxAge > maxLeeway) {
 		add("max_age", "must be more than 0s and at most %v", maxLeeway)
 	}

@@ -120,16 +120,7 @@ func (i *Issuer) Validate() []FieldError {
 			add(fmt.Sprintf("audiences[%d]", n), "an audience must not be empty")
 		}
 	}
-	for n, alg := range i.Algorithms {
-		field := fmt.Sprintf("algorithms[%d]", n)
-		switch {
-		case slices.Contains(jwtAlgorithms, alg):
-		case strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS"):
-			add(field, "%q is never accepted: only asymmetric signatures prove who signed", alg)
-		default:
-			add(field, "%q is not one of %s", alg, strings.Join(jwtAlgorithms, ", "))
-		}
-	}
+	checkAlgorithms(i.Algorithms, "only asymmetric signatures prove who signed", add)
 	if i.Leeway != nil && (*i.Leeway < 0 || *i.Leeway > maxLeeway) {
 		add("leeway", "must be between 0s and %v", maxLeeway)
 	}
@@ -146,4 +137,19 @@ func (i *Issuer) Validate() []FieldError {
 		add("require_binding", "%v", err)
 	}
 	return errs
+}
+
+// checkAlgorithms reports, through add, each of algs that is not one of
+// jwtAlgorithms, saying why for none and the HS algorithms.
+func checkAlgorithms(algs []string, whyNever string, add func(field, format string, args ...any)) {
+	for n, alg := range algs {
+		field := fmt.Sprintf("algorithms[%d]", n)
+		switch {
+		case slices.Contains(jwtAlgorithms, alg):
+		case strings.EqualFold(alg, "none") || strings.HasPrefix(strings.ToUpper(alg), "HS"):
+			add(field, "%q is never accepted: %s", alg, whyNever)
+		default:
+			add(field, "%q is not one of %s", alg, strings.Join(jwtAlgorithms, ", "))
+		}
+	}
 }
