@@ -27,15 +27,9 @@ policy: { file: policy.yaml }
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("c.yaml", []byte(tt.listen+rest))
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err = %v, want %q", err, tt.err)
-				}
+			c := parseOrWantErr(t, tt.listen+rest, tt.err)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c.Listen.HTTPCheckTimeout != tt.want {
 				t.Errorf("http_check_timeout = %v, want %v", c.Listen.HTTPCheckTimeout, tt.want)
@@ -68,19 +62,31 @@ policy: { file: policy.yaml }
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("c.yaml", []byte(tt.listen+rest))
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("err = %v, want %q", err, tt.err)
-				}
+			c := parseOrWantErr(t, tt.listen+rest, tt.err)
+			if c == nil {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := c.Listen.TrustedProxyPrefixes(); !slices.Equal(got, tt.want) {
 				t.Errorf("trusted proxies = %v, want %v", got, tt.want)
 			}
 		})
 	}
+}
+
+// parseOrWantErr parses src as c.yaml and returns it, or, when wantErr is
+// set, fails t unless parsing fails with an error containing wantErr, and
+// returns nil.
+func parseOrWantErr(t *testing.T, src, wantErr string) *Config {
+	t.Helper()
+	c, err := Parse("c.yaml", []byte(src))
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want %q", err, wantErr)
+		}
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
